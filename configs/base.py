@@ -1,0 +1,44 @@
+"""Fields every experiment shares; experiments import this and override their differences."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.method = "ddpm"
+  config.seed = 0
+
+  config.data = data = ml_collections.ConfigDict()
+  data.dataset = "digits"      # digits | swiss_roll | 8gaussians | moons | checkerboard | mnist | fashion_mnist | cifar10 | celeb_a
+  data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir
+  data.image_size = ml_collections.config_dict.placeholder(int)  # resize square images
+  data.random_flip = False
+  data.seed = 0                # shuffle seed
+
+  config.training = training = ml_collections.ConfigDict()
+  training.batch_size = 64
+  training.num_steps = 10_000
+  training.log_every = 100
+  training.sample_every = 2_000
+  training.ckpt_every = 2_000
+  training.keep_checkpoints = 3
+  training.ema_decay = 0.999
+  training.ema_start_step = 0
+  training.num_sample_images = 64
+  training.progress = True
+  training.time_budget_s = ml_collections.config_dict.placeholder(float)
+  training.tensorboard = True
+
+  config.optim = optim = ml_collections.ConfigDict()
+  optim.name = "adam"
+  optim.learning_rate = 2e-4
+  optim.beta1 = 0.9
+  optim.beta2 = 0.999
+  optim.eps = 1e-8
+  optim.weight_decay = 0.0
+  optim.warmup_steps = 0
+  optim.schedule = "constant"
+  optim.decay_steps = ml_collections.config_dict.placeholder(int)
+  optim.end_lr_factor = 0.0
+  optim.grad_clip = 1.0
+  return config

@@ -1,0 +1,24 @@
+"""The registry of model families: ``config.method`` -> a builder of a trainer ``Method``.
+
+A builder is ``build(config, spec: DataSpec) -> Method``; it converts the config sections it
+reads into typed dataclasses. Entries are imported lazily, so one family's dependencies never
+slow down another's start.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from genjax.training.method import DataSpec, Method
+
+METHODS = {
+    "ddpm": "genjax.diffusion.method:build_ddpm",
+}
+
+
+def build_method(config, spec: DataSpec) -> Method:
+  name = config.method
+  if name not in METHODS:
+    raise ValueError(f"Unknown config.method {name!r}; valid: {sorted(METHODS)}.")
+  module, fn = METHODS[name].split(":")
+  return getattr(importlib.import_module(module), fn)(config, spec)

@@ -1,0 +1,80 @@
+"""Typed, frozen views of the ml_collections config (DESIGN.md item 9).
+
+Library code never reads ``config.a.b.c``: each section becomes a frozen dataclass here, at the
+boundary, and an unknown key fails with a message naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional, Type, TypeVar
+
+T = TypeVar("T")
+
+
+def to_dict(section: Any) -> dict:
+  """A ConfigDict / FrozenConfigDict / Mapping section as a plain dict."""
+  if section is None:
+    return {}
+  if hasattr(section, "to_dict"):
+    return section.to_dict()
+  return dict(section)
+
+
+def from_section(cls: Type[T], section: Any, *, where: str = "") -> T:
+  """Builds dataclass ``cls`` from a config section, rejecting unknown keys.
+
+  Tuples stay tuples (ml_collections may hand back lists).
+  """
+  d = to_dict(section)
+  names = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(d) - names)
+  if unknown:
+    raise ValueError(
+        f"Unknown config field(s) {unknown} in section {where or cls.__name__!r}; "
+        f"valid fields are {sorted(names)}.")
+  kwargs = {}
+  for k, v in d.items():
+    if isinstance(v, list):
+      v = tuple(v)
+    kwargs[k] = v
+  return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  """Optimizer and learning-rate schedule (optax)."""
+  name: str = "adam"            # adam | adamw
+  learning_rate: float = 2e-4
+  beta1: float = 0.9
+  beta2: float = 0.999
+  eps: float = 1e-8
+  weight_decay: float = 0.0     # adamw only
+  warmup_steps: int = 0
+  schedule: str = "constant"    # constant | cosine
+  decay_steps: Optional[int] = None  # cosine: defaults to training.num_steps
+  end_lr_factor: float = 0.0    # cosine: final lr = learning_rate * end_lr_factor
+  grad_clip: Optional[float] = 1.0  # global-norm clip; None/0 disables
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """The generic trainer's settings."""
+  batch_size: int = 64          # global batch, divided over the devices
+  num_steps: int = 10_000
+  log_every: int = 100          # host round-trips (metrics, NaN check) happen only here
+  sample_every: int = 2_000     # PNG grid from the EMA params; 0 disables
+  ckpt_every: int = 2_000
+  keep_checkpoints: int = 3
+  ema_decay: float = 0.999
+  ema_start_step: int = 0       # EMA copies params verbatim before this step
+  num_sample_images: int = 64
+  progress: bool = True         # tqdm progress bar
+  time_budget_s: Optional[float] = None  # stop (and checkpoint) after this much training time
+  tensorboard: bool = True
+
+
+def check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
+  unknown = sorted(set(section) - allowed)
+  if unknown:
+    raise ValueError(f"Unknown config field(s) {unknown} in {where!r}; valid: {sorted(allowed)}.")

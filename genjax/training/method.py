@@ -1,0 +1,89 @@
+"""The contract between a model family and the one generic trainer (DESIGN.md item 7).
+
+A model family (DDPM, VAE, GAN, ...) builds a :class:`Method` from its config. The trainer
+(`genjax.training.trainer`) supplies everything else: jit over the device mesh, data
+parallelism, the optimizer, EMA, checkpoints, the non-finite guard, logging, progress bars and
+sample grids.
+
+Two ways to train:
+  * give ``loss(params, batch, key) -> (loss, metrics)`` and the trainer differentiates it and
+    applies one optimizer update (the common case);
+  * give ``train_step(state, batch, key) -> (state, metrics)`` for anything else, e.g. a GAN's
+    k discriminator updates per generator update with two optimizers (``make_optimizer`` then
+    returns whatever ``state.tx`` the step expects, for instance a dict of two optax
+    transformations, and ``state.opt_state`` is whatever ``init_opt_state`` returns).
+
+``metrics`` must contain a scalar ``"loss"``; it is what the non-finite guard watches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional
+
+import jax
+
+PyTree = Any
+Batch = Mapping[str, jax.Array]  # {"x": [B, ...], "label": [B]} (leading [n, B] if batches_per_step > 1)
+LossFn = Callable[[PyTree, Batch, jax.Array], tuple[jax.Array, dict]]
+SampleFn = Callable[[PyTree, jax.Array, int], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+  """What a method needs to know about its data.
+
+  Attributes:
+    shape: shape of one example, e.g. (8, 8, 1) for images (NHWC, values in [-1, 1]) or (2,)
+      for 2-D point data.
+    num_classes: number of class labels (0 if unlabeled).
+    kind: "image" or "points".
+  """
+
+  shape: tuple[int, ...]
+  num_classes: int = 0
+  kind: str = "image"
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A model family as seen by the trainer.
+
+  Attributes:
+    name: short name, used in logs.
+    init: ``init(key, batch) -> (params, model_state)``; ``model_state`` holds non-trained
+      collections (e.g. batch statistics), ``{}`` if none.
+    sample: ``sample(params, key, num) -> samples [num, *data_shape]``, in data space
+      ([-1, 1] for images). Called by the trainer with the EMA params; ``num`` is static.
+    loss: ``loss(params, batch, key) -> (scalar loss, metrics dict)`` (DESIGN.md item 5).
+    train_step: optional ``train_step(state, batch, key) -> (state, metrics)``; overrides the
+      default gradient step built from ``loss``.
+    make_optimizer: optional ``make_optimizer(optim_config) -> tx`` (anything ``train_step``
+      understands). Default: ``genjax.training.optim.make_optimizer``.
+    init_opt_state: optional ``init_opt_state(tx, params) -> opt_state``. Default:
+      ``tx.init(params)``.
+    batches_per_step: minibatches consumed per train step; >1 gives batches with a leading
+      axis of that size, e.g. a GAN with k discriminator steps takes k + 1.
+    ema_filter: optional ``ema_filter(params) -> subtree`` naming what the EMA tracks
+      (default: all params).
+    plot_samples: optional ``plot_samples(samples, data, path)`` writing a PNG of samples
+      over data (used for 2-D point data instead of an image grid).
+    evaluators: ``{name: fn(state, dataset, key, num) -> dict}`` run by ``sample.py --eval=name``
+      (``state`` is the restored TrainState; ``num`` is sample.py's --num, a cap on examples).
+  """
+
+  name: str
+  init: Callable[[jax.Array, Batch], tuple[PyTree, PyTree]]
+  sample: SampleFn
+  loss: Optional[LossFn] = None
+  train_step: Optional[Callable[..., tuple[Any, dict]]] = None
+  make_optimizer: Optional[Callable[..., Any]] = None
+  init_opt_state: Optional[Callable[[Any, PyTree], PyTree]] = None
+  batches_per_step: int = 1
+  ema_filter: Optional[Callable[[PyTree], PyTree]] = None
+  plot_samples: Optional[Callable[..., None]] = None
+  evaluators: Mapping[str, Callable[..., dict]] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    if (self.loss is None) == (self.train_step is None):
+      raise ValueError(f"Method {self.name!r} must give exactly one of `loss` or `train_step`.")

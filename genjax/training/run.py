@@ -1,0 +1,94 @@
+"""From a config to a trained run or a restored one: what train.py and sample.py call.
+
+This is the library boundary of DESIGN.md item 9: the ml_collections config is turned into
+typed sections here (and by each method's builder), and nothing deeper reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+import jax
+
+from genjax import methods
+from genjax.data import BatchIterator, DataConfig, Dataset, load_dataset
+from genjax.training import trainer
+from genjax.training.checkpoint import Checkpointer
+from genjax.training.config import OptimConfig, TrainConfig, from_section, to_dict
+from genjax.training.method import Method
+from genjax.training.state import TrainState
+from genjax.training import optim as optim_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """The typed pieces of one experiment."""
+  method: Method
+  dataset: Dataset
+  iterator: BatchIterator
+  train: TrainConfig
+  optim: OptimConfig
+  data: DataConfig
+  seed: int
+  config_json: str
+
+
+def build_run(config) -> Run:
+  """Validates every section and builds the dataset, the method and the batch iterator."""
+  data_cfg = DataConfig.from_dict(to_dict(config.data))
+  train_cfg = from_section(TrainConfig, config.training, where="training")
+  optim_cfg = from_section(OptimConfig, config.optim, where="optim")
+  dataset = load_dataset(data_cfg)
+  method = methods.build_method(config, dataset.spec)
+  iterator = BatchIterator(dataset.train, train_cfg.batch_size, seed=data_cfg.seed,
+                           batches_per_step=method.batches_per_step,
+                           random_flip=data_cfg.random_flip)
+  return Run(method=method, dataset=dataset, iterator=iterator, train=train_cfg, optim=optim_cfg,
+             data=data_cfg, seed=int(config.seed), config_json=config.to_json_best_effort())
+
+
+def train_and_evaluate(config, workdir: str) -> TrainState:
+  """Trains the experiment described by ``config`` in ``workdir`` (resuming if possible)."""
+  run = build_run(config)
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(run.config_json)
+  return trainer.train(run.method, run.dataset, run.iterator, run.train, run.optim, workdir,
+                       seed=run.seed, run_meta={"method": run.method.name})
+
+
+def restore(config, workdir: str, step: Optional[int] = None) -> tuple[Run, TrainState]:
+  """Builds the run and restores its checkpoint (latest, or ``step``) for sampling/eval.
+
+  Raises:
+    CheckpointError: the workdir has no checkpoint, or it does not match the config.
+  """
+  run = build_run(config)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=run.train.keep_checkpoints,
+                      async_save=False)
+  if ckpt.latest_step() is None:
+    from genjax.training.checkpoint import CheckpointError
+    raise CheckpointError(
+        f"No checkpoint in {os.path.abspath(workdir)}/checkpoints. Train first with "
+        f"`python train.py --config=<same config> --workdir={workdir}`.")
+  mesh = trainer.make_mesh()
+  method = run.method
+  tx = (method.make_optimizer(run.optim, run.train.num_steps) if method.make_optimizer
+        else optim_lib.make_optimizer(run.optim, run.train.num_steps))
+  example = run.iterator.batch_at(0)
+  example = jax.tree.map(lambda a: a[0] if method.batches_per_step > 1 else a, example)
+  abstract = jax.eval_shape(
+      lambda k: trainer.init_state(method, tx, k, example, run.train, mesh), jax.random.key(0))
+  state = jax.tree.map(lambda x: x, abstract)
+  items, _ = ckpt.restore(_with_sharding(state.checkpoint_items(), mesh), step)
+  ckpt.close()
+  return run, state.from_checkpoint_items(items)
+
+
+def _with_sharding(tree, mesh):
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  rep = NamedSharding(mesh, P())
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), tree)

@@ -1,0 +1,327 @@
+"""The one generic trainer (DESIGN.md items 7-8).
+
+Given a :class:`~genjax.training.method.Method`, a dataset and the typed config sections, it
+owns everything that is not the model: the device mesh and shardings, one ``jax.jit`` of the
+train step (compiled once), the optimizer and EMA, per-step keys from ``fold_in``, the
+non-finite guard, orbax checkpoints with exact resume, metrics logs (JSON lines + TensorBoard),
+a progress bar, PNG sample grids and the loss curve.
+
+Host round-trips happen only every ``log_every`` steps (metrics, the non-finite check) and when
+sampling or checkpointing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from genjax import viz
+from genjax.training import optim as optim_lib
+from genjax.training.checkpoint import Checkpointer
+from genjax.training.config import OptimConfig, TrainConfig
+from genjax.training.method import Method
+from genjax.training.state import TrainState, tree_all_finite
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss or the parameters became NaN/Inf; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+  """SIGINT/SIGTERM arrived; a checkpoint was written and the run can be resumed."""
+
+
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D data-parallel mesh over all devices (axis name ``"data"``)."""
+  devices = devices if devices is not None else jax.devices()
+  return jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,), devices=devices)
+
+
+def batch_sharding(mesh: Mesh, batches_per_step: int = 1) -> NamedSharding:
+  """Batch rows on ``P('data')`` (after the micro-batch axis when there is one)."""
+  return NamedSharding(mesh, P(None, "data") if batches_per_step > 1 else P("data"))
+
+
+def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
+  if batch_size % mesh.size:
+    raise ValueError(
+        f"training.batch_size={batch_size} does not divide by the number of devices "
+        f"({mesh.size}). Use a multiple of {mesh.size}, e.g. "
+        f"--config.training.batch_size={max(mesh.size, batch_size // mesh.size * mesh.size)}.")
+
+
+def _ema_fns(method: Method, cfg: TrainConfig):
+  filt = method.ema_filter or (lambda p: p)
+  init, update = optim_lib.ema(cfg.ema_decay, cfg.ema_start_step)
+  return filt, init, update
+
+
+def init_state(method: Method, tx: Any, key: jax.Array, example_batch: dict, cfg: TrainConfig,
+               mesh: Mesh) -> TrainState:
+  """Initializes params, optimizer and EMA, replicated over ``mesh``."""
+  filt, ema_init, _ = _ema_fns(method, cfg)
+  init_key, run_key = jax.random.split(key)
+  replicated = NamedSharding(mesh, P())
+
+  def _init(k, batch):
+    params, model_state = method.init(k, batch)
+    opt_state = (method.init_opt_state or (lambda t, p: t.init(p)))(tx, params)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
+        ema_params=ema_init(filt(params)).ema, model_state=model_state,
+        rng=jax.random.key_data(run_key), nonfinite_step=jnp.full((), -1, jnp.int32), tx=tx)
+
+  return jax.jit(_init, out_shardings=replicated)(init_key, example_batch)
+
+
+def make_train_step(method: Method, cfg: TrainConfig) -> Callable:
+  """``step(state, batch) -> (state, metrics)``, the body of the one jitted train step.
+
+  Wraps the method's step with what every method gets: the step key
+  ``fold_in(base_key, step)``, the EMA update, the step counter, a ``count`` metric (the trainer
+  sums metrics on device and reads them only at log time), and the non-finite guard: a step whose loss or new
+  params are not finite is not applied, and ``nonfinite_step`` records where it happened.
+  """
+  filt, _, ema_update = _ema_fns(method, cfg)
+
+  def default_step(state: TrainState, batch, key):
+    (loss, metrics), grads = jax.value_and_grad(method.loss, has_aux=True)(state.params, batch, key)
+    metrics = dict(metrics, loss=loss, grad_norm=optim_lib.optax.global_norm(grads))
+    return state.apply_gradients(grads), metrics
+
+  inner = method.train_step or default_step
+
+  def step(state: TrainState, batch):
+    key = jax.random.fold_in(state.key, state.step)
+    new, metrics = inner(state, batch, key)
+    if "loss" not in metrics:
+      raise ValueError(f"Method {method.name!r} step must return metrics['loss'].")
+    ema = ema_update(filt(new.params), optim_lib.EmaState(state.ema_params), state.step).ema
+    new = new.replace(ema_params=ema)
+    finite = jnp.isfinite(metrics["loss"]) & tree_all_finite(new.params)
+    keep = lambda n, o: jax.tree.map(lambda a, b: jnp.where(finite, a, b), n, o)
+    new = new.replace(
+        params=keep(new.params, state.params), opt_state=keep(new.opt_state, state.opt_state),
+        ema_params=keep(new.ema_params, state.ema_params),
+        model_state=keep(new.model_state, state.model_state),
+        step=state.step + 1,
+        nonfinite_step=jnp.where((state.nonfinite_step < 0) & ~finite, state.step,
+                                 state.nonfinite_step))
+    metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+    return new, dict(metrics, count=jnp.ones((), jnp.float32))
+
+  return step
+
+
+@contextlib.contextmanager
+def _stop_on_signal():
+  """Turns SIGINT/SIGTERM into a flag the loop polls, so that it can checkpoint first."""
+  flag = {"stop": None}
+
+  def handler(signum, frame):
+    if flag["stop"] is not None:  # second signal: give up at once
+      raise KeyboardInterrupt
+    flag["stop"] = signal.Signals(signum).name
+
+  old = {}
+  for s in (signal.SIGINT, signal.SIGTERM):
+    try:
+      old[s] = signal.signal(s, handler)
+    except ValueError:  # not the main thread
+      pass
+  try:
+    yield flag
+  finally:
+    for s, h in old.items():
+      signal.signal(s, h)
+
+
+@dataclasses.dataclass
+class _Logger:
+  workdir: str
+  tensorboard: bool
+
+  def __post_init__(self):
+    self.path = os.path.join(self.workdir, "metrics.jsonl")
+    self.tb = None
+    if self.tensorboard:
+      try:
+        from tensorboardX import SummaryWriter
+        self.tb = SummaryWriter(os.path.join(self.workdir, "tb"))
+      except Exception as e:  # TensorBoard is a convenience; JSON lines are the record.
+        logging.warning("TensorBoard writer unavailable (%s); writing metrics.jsonl only.", e)
+
+  def write(self, step: int, metrics: dict) -> None:
+    with open(self.path, "a") as f:
+      f.write(json.dumps(dict(step=step, **metrics)) + "\n")
+    if self.tb is not None:
+      for k, v in metrics.items():
+        self.tb.add_scalar(k, v, step)
+      self.tb.flush()
+
+  def close(self):
+    if self.tb is not None:
+      self.tb.close()
+
+
+def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: OptimConfig,
+          workdir: str, seed: int = 0, run_meta: Optional[dict] = None,
+          mesh: Optional[Mesh] = None) -> TrainState:
+  """Trains ``method`` and returns the final state; resumes from ``workdir`` if it has one.
+
+  Args:
+    method: the model family's :class:`Method`.
+    dataset: a ``genjax.data.Dataset`` (its test split gives the 2-D scatter background).
+    iterator: a deterministic ``genjax.data.BatchIterator``; the batch of step s is
+      ``iterator.batch_at(s)``, so the data position is the step.
+    train_cfg, optim_cfg: typed config sections.
+    workdir: where checkpoints, metrics and pictures go.
+    seed: the run's seed (params init and step keys).
+    run_meta: JSON-able facts saved beside each checkpoint (e.g. the config).
+    mesh: device mesh; default all devices.
+
+  Raises:
+    NonFiniteLossError: the loss became NaN/Inf (the message gives the step).
+    TrainingInterrupted: SIGINT/SIGTERM arrived (a checkpoint was saved first).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  mesh = mesh or make_mesh()
+  check_batch_divides(train_cfg.batch_size, mesh)
+  data_sharding = batch_sharding(mesh, method.batches_per_step)
+  replicated = NamedSharding(mesh, P())
+
+  tx = (method.make_optimizer(optim_cfg, train_cfg.num_steps) if method.make_optimizer
+        else optim_lib.make_optimizer(optim_cfg, train_cfg.num_steps))
+  example = iterator.batch_at(0)
+  example = jax.tree.map(lambda a: a[0] if method.batches_per_step > 1 else a, example)
+  state = init_state(method, tx, jax.random.key(seed), example, train_cfg, mesh)
+
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints)
+  if ckpt.latest_step() is not None:
+    items, meta = ckpt.restore(state.checkpoint_items())
+    state = state.from_checkpoint_items(items)
+    if meta.get("data_position") != int(items["step"]):
+      raise ValueError(f"Checkpoint meta data_position={meta.get('data_position')} does not match "
+                       f"step {int(items['step'])}.")
+    logging.info("Resumed from step %d in %s", int(items["step"]), ckpt.directory)
+  start = int(jax.device_get(state.step))
+
+  step_fn = make_train_step(method, train_cfg)
+  batch_struct = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=data_sharding), iterator.batch_at(0))
+  metrics_zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                              jax.eval_shape(step_fn, state, batch_struct)[1])
+
+  def accumulate_step(state, metrics_sum, batch):
+    state, metrics = step_fn(state, batch)
+    return state, jax.tree.map(jnp.add, metrics_sum, metrics)
+
+  jit_step = jax.jit(accumulate_step, out_shardings=(replicated, replicated), donate_argnums=(0, 1))
+  num = train_cfg.num_sample_images
+  jit_sample = jax.jit(lambda p, k: method.sample(p, k, num), out_shardings=replicated)
+  sample_key = jax.random.key(seed + 1)  # a fixed batch of noise: grids comparable across steps
+
+  logger = _Logger(workdir, train_cfg.tensorboard)
+  grid_dir = os.path.join(workdir, "samples")
+  os.makedirs(grid_dir, exist_ok=True)
+
+  def save(step: int):
+    bad = int(jax.device_get(state.nonfinite_step))
+    if bad >= 0:
+      raise NonFiniteLossError(_nonfinite_message(bad, ckpt))
+    ckpt.save(step, state.checkpoint_items(),
+              dict(data_position=step, seed=seed, **(run_meta or {})))
+
+  def write_samples(step: int):
+    samples = np.asarray(jax.device_get(jit_sample(state.ema_params, sample_key)))
+    if method.plot_samples is not None:
+      data = dataset.test.get(np.arange(min(len(dataset.test), 5000)))["x"]
+      method.plot_samples(samples, data, os.path.join(grid_dir, f"step_{step:07d}.png"))
+    else:
+      viz.save_image_grid(samples, os.path.join(grid_dir, f"step_{step:07d}.png"))
+
+  metrics_sum = jax.device_put(metrics_zero, replicated)
+  pbar = None
+  if train_cfg.progress:
+    from tqdm.auto import tqdm
+    pbar = tqdm(total=train_cfg.num_steps, initial=start, desc=f"train {method.name}",
+                unit="step", dynamic_ncols=True)
+  t0 = time.time()
+  last_log_time, last_log_step = t0, start
+  step = start
+  try:
+    with _stop_on_signal() as flag:
+      while step < train_cfg.num_steps:
+        batch = jax.device_put(iterator.batch_at(step), data_sharding)
+        state, metrics_sum = jit_step(state, metrics_sum, batch)
+        step += 1
+        if pbar is not None:
+          pbar.update(1)
+        last = step == train_cfg.num_steps
+        out_of_time = (train_cfg.time_budget_s is not None
+                       and time.time() - t0 > train_cfg.time_budget_s)
+        stop = flag["stop"] is not None or out_of_time
+        if step % train_cfg.log_every == 0 or last or stop:
+          sums = jax.device_get(metrics_sum)
+          metrics_sum = jax.device_put(metrics_zero, replicated)
+          bad = int(jax.device_get(state.nonfinite_step))
+          if bad >= 0:
+            raise NonFiniteLossError(_nonfinite_message(bad, ckpt))
+          count = max(float(sums.pop("count")), 1.0)
+          row = {k: float(v) / count for k, v in sums.items()}
+          now = time.time()
+          row["steps_per_s"] = (step - last_log_step) / max(now - last_log_time, 1e-9)
+          last_log_time, last_log_step = now, step
+          logger.write(step, row)
+          if pbar is not None:
+            pbar.set_postfix(loss=f"{row['loss']:.4f}")
+        if train_cfg.sample_every and (step % train_cfg.sample_every == 0 or last):
+          write_samples(step)
+        if step % train_cfg.ckpt_every == 0 or last or stop:
+          save(step)
+        if stop:
+          break
+      ckpt.wait()
+      if flag["stop"] is not None:
+        raise TrainingInterrupted(
+            f"Stopped by {flag['stop']} at step {step}; checkpoint saved in {ckpt.directory}. "
+            f"Run the same command again to resume.")
+  finally:
+    if pbar is not None:
+      pbar.close()
+    logger.close()
+    ckpt.close()
+    viz.plot_loss_curve(logger.path, os.path.join(workdir, "loss.png"))
+    _write_progress_strip(grid_dir)
+  return state
+
+
+def _nonfinite_message(bad: int, ckpt: Checkpointer) -> str:
+  return (f"Non-finite loss or parameters at step {bad}. Training stopped; the update of that "
+          f"step was not applied and no checkpoint was overwritten (last good checkpoint: "
+          f"step {ckpt.latest_step()} in {ckpt.directory}). Lower the learning rate, enable "
+          f"gradient clipping (--config.optim.grad_clip=1.0) or check the data.")
+
+
+def _write_progress_strip(grid_dir: str) -> None:
+  """An animated GIF of the sample grids across training, if there are several."""
+  try:
+    from PIL import Image
+    files = sorted(f for f in os.listdir(grid_dir) if f.startswith("step_") and f.endswith(".png"))
+    if len(files) >= 2:
+      frames = [np.asarray(Image.open(os.path.join(grid_dir, f)).convert("RGB")) for f in files]
+      if len({f.shape for f in frames}) == 1:
+        viz.save_gif(frames, os.path.join(grid_dir, "progress.gif"))
+  except Exception as e:  # a picture must never fail a finished run
+    logging.warning("Could not write progress.gif: %s", e)

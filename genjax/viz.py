@@ -1,0 +1,121 @@
+"""Pictures people would rather look at: image grids, loss curves, 2-D scatters, GIF strips."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """[-1, 1] float images -> uint8 [0, 255] (the DDPM convention: round(127.5 (x + 1)))."""
+  x = np.asarray(images, dtype=np.float32)
+  return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, nrow: Optional[int] = None, pad: int = 1,
+              pad_value: int = 255) -> np.ndarray:
+  """Tiles ``images`` [N, H, W, C] (uint8 or [-1, 1] floats) into one [H', W', C] uint8 image."""
+  images = np.asarray(images)
+  if images.ndim == 3:
+    images = images[..., None]
+  if images.ndim != 4:
+    raise ValueError(f"make_grid expects [N, H, W, C] images, got shape {images.shape}.")
+  if images.dtype != np.uint8:
+    images = to_uint8(images)
+  n, h, w, c = images.shape
+  nrow = nrow or int(math.ceil(math.sqrt(n)))
+  ncol = int(math.ceil(n / nrow))
+  grid = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), pad_value, np.uint8)
+  for i in range(n):
+    r, q = divmod(i, nrow)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = images[i]
+  return grid
+
+
+def save_image_grid(images: np.ndarray, path: str, nrow: Optional[int] = None,
+                    scale: Optional[int] = None) -> str:
+  """Writes a PNG grid of ``images``; small images are upscaled (nearest) to be visible."""
+  from PIL import Image
+  grid = make_grid(images, nrow)
+  if scale is None:
+    h = np.asarray(images).shape[1]
+    scale = max(1, 32 // max(h, 1))
+  if scale > 1:
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+  img.save(path)
+  return path
+
+
+def save_gif(frames: Sequence[np.ndarray], path: str, duration_ms: int = 300) -> str:
+  """Writes an animated GIF from uint8 grid frames (e.g. sample grids across training)."""
+  from PIL import Image
+  imgs = [Image.fromarray(f[..., 0] if f.ndim == 3 and f.shape[-1] == 1 else f) for f in frames]
+  imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0)
+  return path
+
+
+def read_metrics(path: str) -> list[dict]:
+  rows = []
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        line = line.strip()
+        if line:
+          rows.append(json.loads(line))
+  return rows
+
+
+def plot_loss_curve(metrics_path: str, out_path: str, keys: Sequence[str] = ("loss",)) -> Optional[str]:
+  """Plots the logged ``keys`` against step from a metrics JSON-lines file."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  rows = [r for r in read_metrics(metrics_path) if "step" in r]
+  if not rows:
+    return None
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for k in keys:
+    pts = [(r["step"], r[k]) for r in rows if k in r]
+    if pts:
+      s, v = zip(*pts)
+      ax.plot(s, v, label=k)
+  ax.set_xlabel("step")
+  ax.set_ylabel("loss")
+  ax.set_yscale("log")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(out_path, dpi=100)
+  plt.close(fig)
+  return out_path
+
+
+def scatter_2d(samples: np.ndarray, data: Optional[np.ndarray], path: str, title: str = "",
+               extra: Optional[dict] = None) -> str:
+  """Scatter of 2-D samples (orange) over data (grey); ``extra`` adds more labelled sets."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  sets = {"samples": np.asarray(samples)}
+  sets.update(extra or {})
+  fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 4.5), squeeze=False)
+  for ax, (name, pts) in zip(axes[0], sets.items()):
+    if data is not None:
+      ax.scatter(data[:, 0], data[:, 1], s=2, c="0.75", label="data")
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, c="tab:orange", label=name)
+    lim = 1.1 * np.percentile(np.abs(data if data is not None else pts), 99.5)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_title(f"{title} {name}".strip())
+    ax.legend(loc="upper right", markerscale=4)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
