@@ -223,7 +223,10 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
   metrics_zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
                               jax.eval_shape(step_fn, state, batch_struct)[1])
 
+  traces = {"n": 0}
+
   def accumulate_step(state, metrics_sum, batch):
+    traces["n"] += 1  # runs at trace time only: counts compilations of the hot loop
     state, metrics = step_fn(state, batch)
     return state, jax.tree.map(jnp.add, metrics_sum, metrics)
 
@@ -264,7 +267,8 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
     with _stop_on_signal() as flag:
       while step < train_cfg.num_steps:
         batch = jax.device_put(iterator.batch_at(step), data_sharding)
-        state, metrics_sum = jit_step(state, metrics_sum, batch)
+        with jax.transfer_guard_host_to_device("disallow"):  # no hidden copies in the hot loop
+          state, metrics_sum = jit_step(state, metrics_sum, batch)
         step += 1
         if pbar is not None:
           pbar.update(1)
@@ -282,6 +286,7 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
           row = {k: float(v) / count for k, v in sums.items()}
           now = time.time()
           row["steps_per_s"] = (step - last_log_step) / max(now - last_log_time, 1e-9)
+          row["train_step_traces"] = traces["n"]
           last_log_time, last_log_step = now, step
           logger.write(step, row)
           if pbar is not None:
