@@ -1,0 +1,46 @@
+"""bits/dim helpers against closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+
+from genjax import metrics
+
+
+def test_nats_to_bpd():
+  np.testing.assert_allclose(metrics.nats_to_bpd(np.array([math.log(2.0) * 10]), 10), [1.0])
+  with pytest.raises(ValueError):
+    metrics.nats_to_bpd(1.0, 0)
+
+
+@pytest.mark.parametrize("data_range,convention,bits", [
+    ((-1.0, 1.0), "dequantized", 7.0),                # log2(256 / 2): score_sde's offset 7
+    ((0.0, 1.0), "dequantized", 8.0),                 # log2(256)
+    ((-1.0, 1.0), "centered", math.log2(127.5)),      # DDPM's x / 127.5 - 1 spacing
+    ((0.0, 1.0), "centered", math.log2(255.0)),
+])
+def test_dequantization_offset(data_range, convention, bits):
+  off = metrics.dequantization_offset(data_range, 8, convention)
+  assert off / math.log(2.0) == pytest.approx(bits, rel=1e-12)
+  # A zero continuous NLL leaves just the offset.
+  assert float(metrics.bpd_with_dequantization_offset(0.0, 3072, data_range, 8, convention)) == \
+      pytest.approx(bits, rel=1e-6)
+
+
+def test_uniform_density_gives_8_bits():
+  # The uniform density on [-1, 1]^D has NLL D log 2; dequantized it is the uniform
+  # distribution over 256 levels: exactly 8 bits/dim. On [0, 1] its NLL is 0: again 8.
+  d = 64
+  assert float(metrics.bpd_with_dequantization_offset(d * math.log(2.0), d)) == pytest.approx(8.0)
+  assert float(metrics.bpd_with_dequantization_offset(0.0, d, (0.0, 1.0))) == pytest.approx(8.0)
+  # And with fewer bits: 5-bit data (32 levels) -> 5 bits/dim.
+  assert float(metrics.bpd_with_dequantization_offset(d * math.log(2.0), d, num_bits=5)) == \
+      pytest.approx(5.0)
+
+
+def test_offset_errors():
+  with pytest.raises(ValueError, match="convention"):
+    metrics.dequantization_offset(convention="edges")
+  with pytest.raises(ValueError, match="hi > lo"):
+    metrics.dequantization_offset((1.0, -1.0))
