@@ -32,6 +32,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
+  from absl import logging as absl_logging
+  if not FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the progress bar readable
+    absl_logging.set_verbosity(absl_logging.WARNING)
   from genjax.training import sampling
   from genjax.training.checkpoint import CheckpointError
 

@@ -25,6 +25,9 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
   del argv
+  from absl import logging as absl_logging
+  if not FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the progress bar readable
+    absl_logging.set_verbosity(absl_logging.WARNING)
   import jax
 
   from genjax.training import run, trainer

@@ -12,7 +12,12 @@ def get_config() -> ml_collections.ConfigDict:
   data.dataset = "digits"      # digits | swiss_roll | 8gaussians | moons | checkerboard | mnist | fashion_mnist | cifar10 | celeb_a
   data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir
   data.image_size = ml_collections.config_dict.placeholder(int)  # resize square images
+  data.crop_size = ml_collections.config_dict.placeholder(int)  # center crop (CelebA)
   data.random_flip = False
+  data.test_fraction = 0.15    # digits: fixed held-out split
+  data.num_points = 100_000    # 2-D toys: train set size
+  data.num_test_points = 10_000
+  data.toy_noise = ml_collections.config_dict.placeholder(float)
   data.seed = 0                # shuffle seed
 
   config.training = training = ml_collections.ConfigDict()

@@ -220,7 +220,8 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
   step_fn = make_train_step(method, train_cfg)
   batch_struct = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=data_sharding), iterator.batch_at(0))
-  metrics_zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+  # Host zeros: each reset makes fresh device buffers (the running sum is donated).
+  metrics_zero = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
                               jax.eval_shape(step_fn, state, batch_struct)[1])
 
   traces = {"n": 0}
