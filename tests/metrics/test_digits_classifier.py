@@ -61,11 +61,11 @@ def test_missing_weights_message(tmp_path):
     dc.load_classifier_params(str(tmp_path / "nope.npz"))
 
 
-def test_training_command_writes_a_loadable_file(tmp_path, python):
+def test_training_command_writes_a_loadable_file(tmp_path, capsys):
   out = tmp_path / "clf.npz"
-  python(["-m", "genjax.metrics.digits_classifier", "--out", str(out), "--steps", "30"],
-         check=True, timeout=300)
+  dc.main(["--out", str(out), "--steps", "20"])  # the command's entry point, in-process
+  assert "test accuracy" in capsys.readouterr().out
   params, meta, checksum = weights_lib.load_weights(str(out))
-  assert meta["steps"] == 30 and meta["checksum"] == checksum and 0 <= meta["test_accuracy"] <= 1
+  assert meta["steps"] == 20 and meta["checksum"] == checksum and 0 <= meta["test_accuracy"] <= 1
   features_fn, _ = metrics.load_digits_classifier(str(out))
   assert features_fn(np.zeros((3, 8, 8, 1), np.float32)).shape == (3, dc.FEATURE_DIM)
