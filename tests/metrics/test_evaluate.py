@@ -105,3 +105,24 @@ def test_evaluate_errors(tmp_path, digits):
   bad[0, 0, 0, 0] = np.nan
   with pytest.raises(ValueError, match="NaN"):
     metrics.evaluate(bad, ("fd",))
+
+
+_SHARDED = r"""
+import jax, numpy as np
+from genjax import metrics
+from genjax.metrics import reference
+assert jax.device_count() == 8, jax.devices()
+x = reference.dataset_images("digits", "test")
+ext = metrics.get_extractor("digits")
+feats, probs = metrics.extract(ext, x, batch_size=100)  # 100 -> 104 per call, last call padded
+features_fn, probs_fn = metrics.load_digits_classifier()
+np.testing.assert_allclose(feats, features_fn(x), rtol=1e-5, atol=1e-5)
+np.testing.assert_allclose(probs, probs_fn(x), rtol=1e-5, atol=1e-6)
+print("ok", feats.shape)
+"""
+
+
+def test_extraction_sharded_over_8_devices(python):
+  proc = python(["-c", _SHARDED], env_extra={
+      "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}, check=True, timeout=300)
+  assert "ok (270, 64)" in proc.stdout
