@@ -88,6 +88,8 @@ def evaluate(samples, metrics: Sequence[str] = ("fd", "kid", "is", "pr"),
       ref = "digits_test"
     stats = _resolve_ref(ref, ext, samples.shape[1:], progress)
     ref_lib.check_compatible(stats, ext, samples.shape[1:])
+    if stats.features is None and ("kid" in metrics or "pr" in metrics):
+      _no_ref_features(stats, "kid" if "kid" in metrics else "pr")
 
   feats, probs = extract(ext, samples, batch_size, progress=progress, desc="sample features")
   out = {"num_samples": int(len(samples)), **ext.describe()}
@@ -97,6 +99,12 @@ def evaluate(samples, metrics: Sequence[str] = ("fd", "kid", "is", "pr"),
                                    kid_subset_size=kid_subset_size, is_splits=is_splits,
                                    pr_k=pr_k, key=key))
   return out
+
+
+def _no_ref_features(stats: ref_lib.RefStats, metric: str):
+  raise ValueError(f"metric {metric!r} needs reference features, but "
+                   f"{stats.meta.get('path', 'the reference')} stores only mu/sigma; remake it "
+                   "with python -m genjax.metrics.ref_stats (without --max_features 0).")
 
 
 def metrics_from_features(feats: np.ndarray, probs: np.ndarray,
@@ -112,10 +120,7 @@ def metrics_from_features(feats: np.ndarray, probs: np.ndarray,
                                           stats.sigma)
     elif m in ("kid", "pr"):
       if stats.features is None:
-        raise ValueError(f"metric {m!r} needs reference features, but "
-                         f"{stats.meta.get('path', 'the reference')} stores only mu/sigma; "
-                         "remake it with python -m genjax.metrics.ref_stats (without "
-                         "--max_features 0).")
+        _no_ref_features(stats, m)
       if m == "kid":
         out["kid"], out["kid_std"] = distances.kid(stats.features, feats, kid_subsets,
                                                    kid_subset_size, key=key)
