@@ -177,12 +177,24 @@ def train_classifier(seed: int = 0, steps: int = 3000, batch_size: int = 64,
 
 
 @functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime: float) -> tuple[dict, dict, str]:
+  del mtime  # Part of the cache key only: a rewritten file is read again.
+  return weights_lib.load_weights(
+      path, what="digits classifier",
+      how_to_get=f"Recreate it with: python -m genjax.metrics.digits_classifier --out {path}")
+
+
 def load_classifier_params(path: Optional[str] = None) -> tuple[dict, dict, str]:
   """(params, metadata, checksum) of the shipped (or given) classifier weights file."""
-  return weights_lib.load_weights(
-      path or ASSET_PATH, what="digits classifier",
-      how_to_get="Recreate it with: python -m genjax.metrics.digits_classifier --out "
-                 f"{path or ASSET_PATH}")
+  path = os.path.abspath(path or ASSET_PATH)
+  mtime = os.path.getmtime(path) if os.path.exists(path) else -1.0
+  return _load_cached(path, mtime)
+
+
+def apply_classifier(params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Pure function: (features [N, 64], probs [N, 10]) of digits x [N, H, W, 1] in [-1, 1]."""
+  feats, logits = DigitsCNN().apply({"params": params}, resize_to_digits(x.astype(jnp.float32)))
+  return feats, jax.nn.softmax(logits, axis=-1)
 
 
 def load_digits_classifier(path: Optional[str] = None
@@ -203,21 +215,10 @@ def load_digits_classifier(path: Optional[str] = None
     >>> features_fn(x_test).shape
     (270, 64)
   """
-  params, _, _ = load_classifier_params(path)
-  params = jax.tree.map(jnp.asarray, params)
-  model = DigitsCNN()
-
-  @jax.jit
-  def _apply(x):
-    return model.apply({"params": params}, resize_to_digits(x.astype(jnp.float32)))
-
-  def features_fn(x):
-    return _apply(jnp.asarray(x))[0]
-
-  def probs_fn(x):
-    return jax.nn.softmax(_apply(jnp.asarray(x))[1], axis=-1)
-
-  return features_fn, probs_fn
+  params = jax.tree.map(jnp.asarray, load_classifier_params(path)[0])
+  apply = jax.jit(apply_classifier)
+  return (lambda x: apply(params, jnp.asarray(x))[0],
+          lambda x: apply(params, jnp.asarray(x))[1])
 
 
 def main(argv=None) -> None:

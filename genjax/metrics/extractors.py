@@ -17,7 +17,6 @@ import dataclasses
 from typing import Any, Callable, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
@@ -58,13 +57,8 @@ def digits_extractor(path: Optional[str] = None) -> Extractor:
   from genjax.metrics import digits_classifier as dc
 
   params, _, checksum = dc.load_classifier_params(path)
-  model = dc.DigitsCNN()
-
-  def apply(p, x):
-    feats, logits = model.apply({"params": p}, dc.resize_to_digits(x.astype(jnp.float32)))
-    return feats, jax.nn.softmax(logits, axis=-1)
-
-  return Extractor(dc.NAME, apply, params, checksum, dc.RESIZE_CONVENTION, dc.FEATURE_DIM)
+  return Extractor(dc.NAME, dc.apply_classifier, params, checksum, dc.RESIZE_CONVENTION,
+                   dc.FEATURE_DIM)
 
 
 def inception_extractor(path: Optional[str] = None) -> Extractor:
@@ -72,11 +66,7 @@ def inception_extractor(path: Optional[str] = None) -> Extractor:
   from genjax.metrics import inception
 
   params, checksum = inception.load_inception_params(path)
-
-  def apply(p, x):
-    return inception.fid_features_and_probs(p, x)
-
-  return Extractor(inception.NAME, apply, params, checksum, inception.RESIZE_CONVENTION,
+  return Extractor(inception.NAME, inception.fid_features_and_probs, params, checksum, inception.RESIZE_CONVENTION,
                    inception.FEATURE_DIM, batch_size=50)
 
 

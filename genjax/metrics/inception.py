@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 NAME = "inception_v3_fid"
 FEATURE_DIM = 2048
@@ -52,7 +51,6 @@ HOW_TO_GET = (
     "pt_inception-2015-12-05-6726825d.pth inception_fid.npz` (needs torch), and pass that file "
     f"(--weights / weights=) or set ${ENV_VAR}.")
 
-Pad = Sequence[tuple[int, int]]
 
 
 class BasicConv2d(nn.Module):

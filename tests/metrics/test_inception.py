@@ -7,7 +7,6 @@ here, export them to a .pth, convert that with genjax's converter, and compare p
 and logits. Nothing is downloaded.
 """
 
-import os
 
 import jax
 import jax.numpy as jnp
