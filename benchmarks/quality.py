@@ -56,10 +56,10 @@ def _o(**kw) -> tuple[tuple[str, Any], ...]:
 # One line per model family (issue 5 lists: DDPM DDIM-50 and ancestral; score-SDE and fast
 # samplers; VAE, beta-VAE, VQ-VAE with its prior; GANs). Families add their rows as they land.
 ROWS: list[Row] = [
-    # Row("DDPM (DDIM-50)", "configs/ddpm.py", 50,
-    #     _o(sampling__sampler="ddim", sampling__steps=50), workdir="ddpm"),
-    # Row("DDPM (ancestral, T=1000)", "configs/ddpm.py", 1000,
-    #     _o(sampling__sampler="ddpm"), workdir="ddpm"),
+    Row("DDPM (DDIM-50)", "configs/ddpm.py", 50,
+        _o(sampling__sampler="ddim", sampling__steps=50), workdir="ddpm"),
+    Row("DDPM (ancestral, T=1000)", "configs/ddpm.py", 1000,
+        _o(sampling__sampler="ddpm"), workdir="ddpm"),
 ]
 
 
