@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   training.keep_checkpoints = 3
   training.ema_decay = 0.999
   training.ema_start_step = 0
+  training.ema_warmup = True
   training.num_sample_images = 64
   training.progress = True
   training.time_budget_s = ml_collections.config_dict.placeholder(float)

@@ -15,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = model = ml_collections.ConfigDict()
   model.name = "mlp"
-  model.hidden = 256
+  model.hidden = 128
   model.depth = 3
   model.time_dim = 128
   model.num_classes = 0

@@ -68,6 +68,7 @@ class TrainConfig:
   keep_checkpoints: int = 3
   ema_decay: float = 0.999
   ema_start_step: int = 0       # EMA copies params verbatim before this step
+  ema_warmup: bool = True       # decay min(ema_decay, (1+n)/(10+n)): short runs are not init-dominated
   num_sample_images: int = 64
   progress: bool = True         # tqdm progress bar
   time_budget_s: Optional[float] = None  # stop (and checkpoint) after this much training time

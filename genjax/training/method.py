@@ -19,6 +19,7 @@ Two ways to train:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable, Mapping, Optional
 
 import jax
@@ -58,8 +59,9 @@ class Method:
     loss: ``loss(params, batch, key) -> (scalar loss, metrics dict)`` (DESIGN.md item 5).
     train_step: optional ``train_step(state, batch, key) -> (state, metrics)``; overrides the
       default gradient step built from ``loss``.
-    make_optimizer: optional ``make_optimizer(optim_config) -> tx`` (anything ``train_step``
-      understands). Default: ``genjax.training.optim.make_optimizer``.
+    make_optimizer: optional ``make_optimizer(optim_config, num_steps) -> tx`` (anything
+      ``train_step`` understands; the trainer calls it with ``training.num_steps``). Default:
+      ``genjax.training.optim.make_optimizer``.
     init_opt_state: optional ``init_opt_state(tx, params) -> opt_state``. Default:
       ``tx.init(params)``.
     batches_per_step: minibatches consumed per train step; >1 gives batches with a leading
@@ -67,7 +69,9 @@ class Method:
     ema_filter: optional ``ema_filter(params) -> subtree`` naming what the EMA tracks
       (default: all params).
     plot_samples: optional ``plot_samples(samples, data, path)`` writing a PNG of samples
-      over data (used for 2-D point data instead of an image grid).
+      over data (used for 2-D point data instead of an image grid). If it has a parameter
+      named ``state``, it is also given the current TrainState as ``state=`` (e.g. a GAN draws
+      its discriminator's decision surface from ``state.params``); see :func:`plot_samples`.
     evaluators: ``{name: fn(state, dataset, key, num) -> dict}`` run by ``sample.py --eval=name``
       (``state`` is the restored TrainState; ``num`` is sample.py's --num, a cap on examples).
   """
@@ -87,3 +91,16 @@ class Method:
   def __post_init__(self):
     if (self.loss is None) == (self.train_step is None):
       raise ValueError(f"Method {self.name!r} must give exactly one of `loss` or `train_step`.")
+
+
+def plot_samples(method: Method, samples, data, path: str, state=None) -> None:
+  """Calls ``method.plot_samples``, passing ``state=state`` iff it has a ``state`` parameter."""
+  fn = method.plot_samples
+  try:
+    takes_state = "state" in inspect.signature(fn).parameters
+  except (TypeError, ValueError):  # a callable without an inspectable signature
+    takes_state = False
+  if takes_state:
+    fn(samples, data, path, state=state)
+  else:
+    fn(samples, data, path)

@@ -49,19 +49,30 @@ class EmaState(NamedTuple):
   ema: Any
 
 
-def ema(decay: float, start_step: int = 0):
+def ema_decay_at(decay: float, step, start_step: int = 0, warmup: bool = True):
+  """The EMA decay used at ``step``: 0 before ``start_step``, then
+  ``min(decay, (1 + n) / (10 + n))`` with ``n = step - start_step`` when ``warmup`` (the
+  ``num_updates`` rule of TensorFlow's ExponentialMovingAverage, also diffusers' EMAModel), so
+  that a short run's EMA is not dominated by the random initial params (0.999^1500 = 22%).
+  """
+  n = jnp.asarray(step, jnp.float32) - start_step
+  d = jnp.minimum(decay, (1.0 + n) / (10.0 + n)) if warmup else jnp.asarray(decay, jnp.float32)
+  return jnp.where(n < 0, 0.0, d)
+
+
+def ema(decay: float, start_step: int = 0, warmup: bool = True):
   """EMA of a parameter pytree as an optax-style ``(init, update)`` pair.
 
   ``update(params, state, step)`` returns the new state with
-  ``ema <- decay * ema + (1 - decay) * params`` (Polyak averaging, as DDPM's 0.9999 EMA), or a
-  verbatim copy of ``params`` while ``step < start_step``.
+  ``ema <- d * ema + (1 - d) * params`` (Polyak averaging, as DDPM's 0.9999 EMA), where
+  ``d = ema_decay_at(decay, step, start_step, warmup)``.
   """
 
   def init(params) -> EmaState:
     return EmaState(jax.tree.map(jnp.asarray, params))
 
   def update(params, state: EmaState, step) -> EmaState:
-    d = jnp.where(step < start_step, 0.0, decay)
+    d = ema_decay_at(decay, step, start_step, warmup)
     new = jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), state.ema, params)
     return EmaState(new)
 

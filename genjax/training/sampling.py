@@ -11,6 +11,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from genjax import viz
+from genjax.training import method as method_lib
 from genjax.training import run as run_lib
 from genjax.training import trainer
 
@@ -53,7 +54,7 @@ def sample_to_files(config, workdir: str, out: str, num: int = 64, batch: int = 
   png = os.path.join(out, f"{tag}.png")
   if run.method.plot_samples is not None:
     data = run.dataset.test.get(np.arange(min(len(run.dataset.test), 5000)))["x"]
-    run.method.plot_samples(samples, data, png)
+    method_lib.plot_samples(run.method, samples, data, png, state=state)
   else:
     viz.save_image_grid(samples[:256], png)
   npz = os.path.join(out, f"{tag}.npz")

@@ -30,6 +30,7 @@ from genjax import viz
 from genjax.training import optim as optim_lib
 from genjax.training.checkpoint import Checkpointer
 from genjax.training.config import OptimConfig, TrainConfig
+from genjax.training import method as method_lib
 from genjax.training.method import Method
 from genjax.training.state import TrainState, tree_all_finite
 
@@ -63,7 +64,7 @@ def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
 
 def _ema_fns(method: Method, cfg: TrainConfig):
   filt = method.ema_filter or (lambda p: p)
-  init, update = optim_lib.ema(cfg.ema_decay, cfg.ema_start_step)
+  init, update = optim_lib.ema(cfg.ema_decay, cfg.ema_start_step, cfg.ema_warmup)
   return filt, init, update
 
 
@@ -251,7 +252,8 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
     samples = np.asarray(jax.device_get(jit_sample(state.ema_params, sample_key)))
     if method.plot_samples is not None:
       data = dataset.test.get(np.arange(min(len(dataset.test), 5000)))["x"]
-      method.plot_samples(samples, data, os.path.join(grid_dir, f"step_{step:07d}.png"))
+      method_lib.plot_samples(method, samples, data,
+                              os.path.join(grid_dir, f"step_{step:07d}.png"), state=state)
     else:
       viz.save_image_grid(samples, os.path.join(grid_dir, f"step_{step:07d}.png"))
 
