@@ -13,6 +13,7 @@ from genjax.training.method import DataSpec, Method
 
 METHODS = {
     "ddpm": "genjax.diffusion.method:build_ddpm",
+    "gan": "genjax.gan.method:build_gan",
 }
 
 
