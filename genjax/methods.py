@@ -13,6 +13,9 @@ from genjax.training.method import DataSpec, Method
 
 METHODS = {
     "ddpm": "genjax.diffusion.method:build_ddpm",
+    "sde": "genjax.score.method:build_sde_model",
+    "ncsn": "genjax.score.method:build_ncsn",
+    "edm": "genjax.score.method:build_edm",
     "gan": "genjax.gan.method:build_gan",
 }
 
