@@ -26,7 +26,12 @@ flags.DEFINE_integer("batch", 256, "Samples generated per jitted call.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
 flags.DEFINE_integer("step", None, "Checkpoint step to load (default: latest).")
 flags.DEFINE_string("out", None, "Output directory (default: --workdir).")
-flags.DEFINE_string("eval", None, "Comma-separated evaluations instead of a grid, e.g. nll.")
+flags.DEFINE_string("eval", None, "Comma-separated evaluations instead of a grid: the "
+                    "method's own (nll, elbo, parzen, ...) and/or sample metrics fid,kid,is,pr.")
+flags.DEFINE_string("extractor", None, "Feature extractor for fid/kid/is/pr: digits | inception "
+                    "(default: digits on the digits, else inception).")
+flags.DEFINE_string("ref", None, "Reference statistics .npz (python -m genjax.metrics.ref_stats).")
+flags.DEFINE_string("weights", None, "Extractor weights (Inception: pytorch-fid .pth or .npz).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -51,8 +56,12 @@ def main(argv):
   try:
     if FLAGS.eval:
       result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
-                                 num=FLAGS.num, seed=FLAGS.seed, step=FLAGS.step)
-      print(result)
+                                 num=FLAGS.num, seed=FLAGS.seed, step=FLAGS.step,
+                                 batch=FLAGS.batch, extractor=FLAGS.extractor, ref=FLAGS.ref,
+                                 weights=FLAGS.weights)
+      import json
+      print(json.dumps(result, indent=2, default=float))
+      print(f"Wrote {os.path.join(out, 'eval.json')}")
     else:
       paths = sampling.sample_to_files(config, FLAGS.workdir, out, num=FLAGS.num,
                                        batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step)

@@ -39,6 +39,15 @@ def test_train_then_sample_digits(tmp_path):
   run_python(["sample.py", *TINY, f"--workdir={wd}", "--sampler=ddpm", "--num=4"], check=True)
   assert np.load(os.path.join(wd, "ddpm.npz"))["samples"].shape == (4, 8, 8, 1)
 
+  run_python(["sample.py", *TINY, f"--workdir={wd}", "--eval=fid,kid,is,pr", "--num=40",
+              "--batch=20"], check=True)
+  ev = json.load(open(os.path.join(wd, "eval.json")))
+  q = ev["sample_quality"]
+  assert q["num_samples"] == 40 and ev["step"] == 8
+  for k in ("fd", "kid", "is", "precision", "recall"):
+    assert np.isfinite(q[k]), k
+  assert q["baseline"]["fd"] < q["fd"]  # an 8-step model is far from the real-data floor
+
 
 def test_mistyped_override_fails_naming_it(tmp_path):
   proc = run_python(["train.py", *TINY, "--config.training.batch_sizee=8",

@@ -62,17 +62,64 @@ def sample_to_files(config, workdir: str, out: str, num: int = 64, batch: int = 
   return [png, npz]
 
 
+SAMPLE_METRICS = ("fd", "fid", "kid", "is", "pr")
+
+
 def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 1000,
-             seed: int = 0, step: Optional[int] = None) -> dict:
-  """Runs the named evaluations (the method's own, e.g. ``nll``) and writes ``eval.json``."""
+             seed: int = 0, step: Optional[int] = None, batch: int = 256,
+             extractor: Optional[str] = None, ref: Optional[str] = None,
+             weights: Optional[str] = None) -> dict:
+  """Runs the named evaluations and writes ``eval.json``.
+
+  Names are the method's own evaluators (e.g. ``nll``, ``elbo``, ``parzen``) or the sample
+  metrics ``fd``/``fid``, ``kid``, ``is``, ``pr``: ``num`` samples are drawn once (sharded over
+  the devices) and scored with ``genjax.metrics``: on the digits in the shipped digits
+  classifier's feature space with the real-against-real floor beside them; on other data with
+  ``extractor`` (default Inception; needs ``weights``) against the ``ref`` statistics file.
+  """
+  names = [n.strip() for n in names if n.strip()]
   run, state = run_lib.restore(config, workdir, step)
+  unknown = [n for n in names if n not in SAMPLE_METRICS and n not in run.method.evaluators]
+  if unknown:
+    raise ValueError(f"--eval={','.join(unknown)} is not available for method "
+                     f"{run.method.name!r}; available: "
+                     f"{sorted(run.method.evaluators) + list(SAMPLE_METRICS)}.")
   results = {"step": int(jax.device_get(state.step)), "method": run.method.name}
-  for i, name in enumerate(n.strip() for n in names):
-    if name not in run.method.evaluators:
-      raise ValueError(f"--eval={name!r} is not available for method {run.method.name!r}; "
-                       f"available: {sorted(run.method.evaluators)}.")
-    results[name] = run.method.evaluators[name](state, run.dataset, jax.random.key(seed + i), num)
+  for i, name in enumerate(names):
+    if name in run.method.evaluators:
+      results[name] = run.method.evaluators[name](state, run.dataset, jax.random.key(seed + i),
+                                                  num)
+  quality = [n for n in names if n in SAMPLE_METRICS]
+  if quality:
+    results["sample_quality"] = _sample_quality(run, state, quality, num, batch, seed, extractor,
+                                                ref, weights)
+  results["sampling"] = _tag(config)
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "eval.json"), "w") as f:
     json.dump(results, f, indent=2, default=float)
   return results
+
+
+def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights) -> dict:
+  from genjax import metrics
+  if run.dataset.spec.kind != "image":
+    raise ValueError("--eval=fd/kid/is/pr needs image data; 2-D point data has no feature "
+                     "extractor (use the method's own evaluators).")
+  samples = generate(run.method, state.ema_params, jax.random.key(seed), num, batch)
+  is_digits = run.data.dataset == "digits"
+  extractor = extractor or ("digits" if is_digits else "inception")
+  if extractor == "digits" and ref is None:
+    if not is_digits:
+      raise ValueError("The digits classifier scores digits only; pass --extractor=inception "
+                       "--weights=... --ref=... for this dataset.")
+    out = metrics.sample_quality(samples, progress=True)
+  else:
+    if ref is None and names != ["is"]:
+      raise ValueError(
+          f"--eval={','.join(names)} on {run.data.dataset!r} needs reference statistics: make "
+          f"them once with `python -m genjax.metrics.ref_stats --dataset {run.data.dataset} "
+          f"--split test --extractor {extractor} --out REF.npz` and pass --ref=REF.npz.")
+    metric_names = ["fd" if n == "fid" else n for n in names]
+    out = metrics.evaluate(samples, metric_names, extractor, ref, weights=weights, progress=True)
+  out["num_samples"] = int(len(samples))
+  return out
