@@ -1,0 +1,213 @@
+"""Speed of the DDPM U-Net (genjax.nets.UNet): images/s and achieved GFLOP/s.
+
+Times, for each configuration, on 32x32x3 inputs:
+  * one jitted train step: forward, backward, an optax Adam update and an EMA update of the
+    params (the work of one DDPM training step, with the noising done inline);
+  * one jitted forward pass (eval mode, as in sampling).
+The FLOPs are XLA's own count (``jitted.lower(...).compile().cost_analysis()["flops"]``);
+the achieved rate is compared with a jitted float32 2048x2048 matmul (2 * 2048^3 FLOPs)
+timed in the same process right after each timed call (so that both see the same load on
+a shared machine). Medians over ``--repeats`` after ``--warmup`` calls, each call ended
+with ``block_until_ready``.
+
+Usage:
+  python benchmarks/unet_speed.py                       # both configurations, batch 8
+  python benchmarks/unet_speed.py --configs small --repeats 3 --out /tmp/unet_speed.json
+  python benchmarks/unet_speed.py --dtype bfloat16      # mixed precision (GPU/TPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from genjax.nets import UNet  # noqa: E402
+
+CONFIGS = {
+    # Ho et al. 2020, CIFAR-10: 35.7M parameters.
+    "cifar10": dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
+                    dropout=0.1),
+    "small": dict(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
+                  dropout=0.1),
+}
+
+
+def _flops(compiled) -> float:
+  """XLA's FLOP count of a compiled computation (cost_analysis is a dict or [dict])."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0] if cost else {}
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
+def _time(fn, args, warmup: int, repeats: int, feed_back: bool = False, ref=None):
+  """Seconds per call of ``fn`` (and, if given, of the no-argument ``ref`` timed right after
+  each call, so that both see the same machine load). With ``feed_back`` the first three
+  outputs replace the first three (donated) arguments."""
+  times, ref_times = [], []
+  for i in range(warmup + repeats):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    jax.block_until_ready(out)
+    dt = time.perf_counter() - t0
+    if feed_back:
+      args = tuple(out[:3]) + tuple(args[3:])
+    if ref is not None:
+      r0 = time.perf_counter()
+      jax.block_until_ready(ref())
+      rdt = time.perf_counter() - r0
+    if i >= warmup:
+      times.append(dt)
+      if ref is not None:
+        ref_times.append(rdt)
+  return times, ref_times
+
+
+def make_matmul(n: int):
+  """A jitted float32 n x n matmul, as a no-argument callable, and its FLOP count 2 n^3."""
+  key_a, key_b = jax.random.split(jax.random.key(0))
+  a = jax.random.normal(key_a, (n, n), jnp.float32)
+  b = jax.random.normal(key_b, (n, n), jnp.float32)
+  mm = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
+  return (lambda: mm(a, b)), 2.0 * n ** 3
+
+
+def bench_config(name: str, kwargs: dict, batch: int, dtype, warmup: int, repeats: int,
+                 matmul, matmul_flops: float) -> dict:
+  net = UNet(dtype=dtype, **kwargs)
+  x = jax.random.uniform(jax.random.key(1), (batch, 32, 32, 3), jnp.float32, -1, 1)
+  t = jnp.arange(batch, dtype=jnp.int32) * (1000 // batch)
+
+  c0 = time.perf_counter()
+  params = jax.jit(net.init)(jax.random.key(0), x, t)["params"]
+  jax.block_until_ready(params)
+  init_s = time.perf_counter() - c0
+  num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(params))
+
+  tx = optax.adam(2e-4)  # Ho et al.: Adam, lr 2e-4
+  betas = jnp.linspace(1e-4, 0.02, 1000)  # linear schedule, T = 1000
+  alphas_cumprod = jnp.cumprod(1.0 - betas)
+  ema_decay = 0.9999
+
+  def train_step(params, ema, opt_state, x, key):
+    k_t, k_n, k_d = jax.random.split(key, 3)
+    t = jax.random.randint(k_t, (x.shape[0],), 0, 1000)
+    noise = jax.random.normal(k_n, x.shape)
+    abar = alphas_cumprod[t][:, None, None, None]
+    x_t = jnp.sqrt(abar) * x + jnp.sqrt(1.0 - abar) * noise
+
+    def loss_fn(p):
+      eps = net.apply({"params": p}, x_t, t, train=True, rngs={"dropout": k_d})
+      return jnp.mean((eps - noise) ** 2)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params)
+    return params, ema, opt_state, loss
+
+  def forward(params, x, t):
+    return net.apply({"params": params}, x, t)
+
+  ema = jax.tree.map(jnp.copy, params)
+  opt_state = tx.init(params)
+  key = jax.random.key(2)
+
+  train_jit = jax.jit(train_step, donate_argnums=(0, 1, 2))
+  c0 = time.perf_counter()
+  train_compiled = train_jit.lower(params, ema, opt_state, x, key).compile()
+  train_compile_s = time.perf_counter() - c0
+  fwd_jit = jax.jit(forward)
+  c0 = time.perf_counter()
+  fwd_compiled = fwd_jit.lower(params, x, t).compile()
+  fwd_compile_s = time.perf_counter() - c0
+
+  fwd_times, mm_times_a = _time(fwd_compiled, (params, x, t), warmup, repeats, ref=matmul)
+  train_times, mm_times_b = _time(train_compiled, (params, ema, opt_state, x, key), warmup,
+                                  repeats, feed_back=True, ref=matmul)
+  train_flops, fwd_flops = _flops(train_compiled), _flops(fwd_compiled)
+  tr, fw = statistics.median(train_times), statistics.median(fwd_times)
+  mm_gflops = matmul_flops / statistics.median(mm_times_a + mm_times_b) / 1e9
+  return dict(
+      config=name, kwargs={k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+      params=num_params, batch=batch, dtype=jnp.dtype(dtype).name,
+      init_compile_and_run_s=init_s, train_compile_s=train_compile_s, fwd_compile_s=fwd_compile_s,
+      train_step_s=tr, train_img_s=batch / tr, train_gflop=train_flops / 1e9,
+      train_gflops=train_flops / tr / 1e9, train_times_s=train_times,
+      fwd_s=fw, fwd_img_s=batch / fw, fwd_gflop=fwd_flops / 1e9, fwd_gflops=fwd_flops / fw / 1e9,
+      fwd_times_s=fwd_times, matmul_gflops=mm_gflops,
+      train_frac_matmul=train_flops / tr / 1e9 / mm_gflops,
+      fwd_frac_matmul=fwd_flops / fw / 1e9 / mm_gflops)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--configs", default="cifar10,small",
+                      help=f"comma-separated, from {sorted(CONFIGS)}")
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
+  parser.add_argument("--warmup", type=int, default=2, help="untimed calls after compiling")
+  parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                      help="compute dtype (params stay float32)")
+  parser.add_argument("--matmul-size", type=int, default=2048)
+  parser.add_argument("--out", default=None, help="write the results as JSON here")
+  args = parser.parse_args(argv)
+  names = [c.strip() for c in args.configs.split(",") if c.strip()]
+  unknown = [c for c in names if c not in CONFIGS]
+  if unknown:
+    parser.error(f"unknown configs {unknown}; choose from {sorted(CONFIGS)}")
+  if args.repeats < 1 or args.batch < 1:
+    parser.error("--repeats and --batch must be positive")
+  dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+
+  device = jax.devices()[0]
+  print(f"jax {jax.__version__} on {device.platform} ({device.device_kind}), "
+        f"{os.cpu_count()} CPUs visible, batch {args.batch}, {args.dtype}, "
+        f"median of {args.repeats} after {args.warmup} warm-up", flush=True)
+  matmul, matmul_flops = make_matmul(args.matmul_size)
+  results = []
+  for name in names:
+    r = bench_config(name, CONFIGS[name], args.batch, dtype, args.warmup, args.repeats, matmul,
+                     matmul_flops)
+    results.append(r)
+    print(f"{name}: {r['params'] / 1e6:.2f}M params; compile train {r['train_compile_s']:.1f} s, "
+          f"forward {r['fwd_compile_s']:.1f} s; init {r['init_compile_and_run_s']:.1f} s",
+          flush=True)
+
+  header = (f"{'config':<8} {'params':>7} | {'train img/s':>11} {'GFLOP/step':>10} "
+            f"{'GFLOP/s':>8} {'%mm':>4} | {'fwd img/s':>9} {'GFLOP/call':>10} {'GFLOP/s':>8} "
+            f"{'%mm':>4} | {'matmul GFLOP/s':>14}")
+  print()
+  print(header)
+  print("-" * len(header))
+  for r in results:
+    print(f"{r['config']:<8} {r['params'] / 1e6:>6.2f}M | {r['train_img_s']:>11.2f} "
+          f"{r['train_gflop']:>10.1f} {r['train_gflops']:>8.1f} "
+          f"{100 * r['train_frac_matmul']:>3.0f}% | "
+          f"{r['fwd_img_s']:>9.2f} {r['fwd_gflop']:>10.1f} {r['fwd_gflops']:>8.1f} "
+          f"{100 * r['fwd_frac_matmul']:>3.0f}% | {r['matmul_gflops']:>14.1f}")
+  print(f"%mm: achieved GFLOP/s (XLA's count) over a {args.matmul_size}^2 float32 matmul's, "
+        "timed right after each call")
+
+  if args.out:
+    payload = dict(jax=jax.__version__, platform=device.platform, device=device.device_kind,
+                   cpus=os.cpu_count(), python=platform.python_version(),
+                   xla_flags=os.environ.get("XLA_FLAGS", ""), args=vars(args), results=results)
+    with open(args.out, "w") as f:
+      json.dump(payload, f, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
