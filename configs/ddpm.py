@@ -14,9 +14,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = model = ml_collections.ConfigDict()
   model.name = "unet"
-  model.ch = 64
+  model.ch = 32
   model.ch_mult = (1, 2)
-  model.num_res_blocks = 2
+  model.num_res_blocks = 1
   model.attn_resolutions = (4,)
   model.dropout = 0.1
   model.num_classes = 0
@@ -26,19 +26,26 @@ def get_config() -> ml_collections.ConfigDict:
   diffusion.num_timesteps = 1000
   diffusion.parameterization = "eps"
   diffusion.loss_type = "simple"
-  diffusion.var_type = "fixed_large"
+  diffusion.var_type = "fixed_large"      # fixed_large | fixed_small | learned_range
   diffusion.clip_x0 = True
+  diffusion.vlb_weight = 0.001            # lambda of L_hybrid (loss_type="hybrid")
+  diffusion.timestep_sampler = "uniform"  # uniform | loss-second-moment
+  diffusion.decoder_bins = 256            # L_0's grid: the papers' 8-bit convention
+  diffusion.nll_extra_bins = ()           # --eval=nll also reports bpd_<k>bins, e.g. (17,)
 
   config.sampling = sampling = ml_collections.ConfigDict()
-  sampling.sampler = "ddim"
-  sampling.steps = 50
+  sampling.sampler = "ddim"               # ddpm | ddim | dpm-solver-1 | dpm-solver-2 | dpm-solver-3
+  sampling.steps = 50                     # DDIM steps, or DPM-Solver's NFE
   sampling.eta = 0.0
   sampling.spacing = "uniform"
+  sampling.dpm_method = "singlestep"      # singlestep | multistep
+  sampling.dpm_skip_type = "time_uniform"  # time_uniform | logSNR | time_quadratic
+  sampling.dpm_denoise = False
 
   config.training.batch_size = 64
-  config.training.num_steps = 6_000
-  config.training.sample_every = 1_000
-  config.training.ckpt_every = 1_000
+  config.training.num_steps = 2_000
+  config.training.sample_every = 500
+  config.training.ckpt_every = 500
   config.training.ema_decay = 0.999
   config.optim.learning_rate = 1e-3
   config.optim.warmup_steps = 200

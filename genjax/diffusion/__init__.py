@@ -3,6 +3,10 @@
 Pure functions of arrays (DESIGN.md item 1). Timesteps are zero-based, ``t in {0..T-1}``,
 where index ``t`` is the paper's step ``t+1`` (improved-diffusion / diffusers convention).
 
+Improved DDPM (Nichol & Dhariwal 2021): ``var_type="learned_range"`` in the samplers and the
+VLB, ``make_ddpm_loss(..., loss_type="hybrid")``, importance-sampled timesteps
+(:mod:`~genjax.diffusion.timestep_sampling`). DPM-Solver lives in :mod:`genjax.score.dpm_solver`.
+
 Example:
   >>> from genjax import diffusion
   >>> sched = diffusion.get_schedule("linear", 1000)
@@ -10,10 +14,12 @@ Example:
 """
 
 from genjax.diffusion.gaussian import (
+    LEARNED_VAR_TYPES,
     PARAMETERIZATIONS,
     VAR_TYPES,
     approx_standard_normal_cdf,
     as_eps_fn,
+    decoder_nll_bpd,
     discretized_gaussian_log_likelihood,
     eps_from_v,
     full_vlb_bpd,
@@ -29,10 +35,13 @@ from genjax.diffusion.gaussian import (
     q_mean_variance,
     q_posterior_mean_variance,
     q_sample,
+    split_learned_output,
+    unpack_model_output,
     vlb_terms_bpd,
     x0_from_v,
 )
-from genjax.diffusion.losses import LOSS_TYPES, make_ddpm_loss
+from genjax.diffusion.losses import (LOSS_TYPES, make_ddpm_loss, make_ddpm_loss_terms,
+                                     quarter_metrics, vb_term_bpd)
 from genjax.diffusion.samplers import (
     DDIM_SPACINGS,
     ddim_sample,
@@ -49,6 +58,13 @@ from genjax.diffusion.schedules import (
     get_schedule,
     make_schedule,
 )
+from genjax.diffusion.timestep_sampling import (
+    TIMESTEP_SAMPLERS,
+    init_loss_history,
+    loss_second_moment_probs,
+    sample_timesteps,
+    update_loss_history,
+)
 
 # `from genjax.diffusion import q_posterior` (DESIGN.md) reads naturally; it is the same function.
 q_posterior = q_posterior_mean_variance
@@ -56,9 +72,11 @@ q_posterior = q_posterior_mean_variance
 __all__ = [
     "DDIM_SPACINGS",
     "DiffusionSchedule",
+    "LEARNED_VAR_TYPES",
     "LOSS_TYPES",
     "PARAMETERIZATIONS",
     "SCHEDULE_NAMES",
+    "TIMESTEP_SAMPLERS",
     "VAR_TYPES",
     "approx_standard_normal_cdf",
     "as_eps_fn",
@@ -66,13 +84,17 @@ __all__ = [
     "ddim_sample",
     "ddim_timesteps",
     "ddpm_sample",
+    "decoder_nll_bpd",
     "discretized_gaussian_log_likelihood",
     "eps_from_v",
     "extract",
     "full_vlb_bpd",
     "get_beta_schedule",
     "get_schedule",
+    "init_loss_history",
+    "loss_second_moment_probs",
     "make_ddpm_loss",
+    "make_ddpm_loss_terms",
     "make_schedule",
     "mean_flat",
     "model_output_to_eps_x0",
@@ -87,7 +109,13 @@ __all__ = [
     "q_posterior",
     "q_posterior_mean_variance",
     "q_sample",
+    "quarter_metrics",
+    "sample_timesteps",
+    "split_learned_output",
     "trajectory_steps",
+    "unpack_model_output",
+    "update_loss_history",
+    "vb_term_bpd",
     "vlb_terms_bpd",
     "x0_from_v",
 ]

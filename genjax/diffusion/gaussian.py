@@ -26,10 +26,12 @@ import numpy as np
 from genjax.diffusion.schedules import DiffusionSchedule, extract
 
 __all__ = [
+    "LEARNED_VAR_TYPES",
     "PARAMETERIZATIONS",
     "VAR_TYPES",
     "approx_standard_normal_cdf",
     "as_eps_fn",
+    "decoder_nll_bpd",
     "discretized_gaussian_log_likelihood",
     "eps_from_v",
     "full_vlb_bpd",
@@ -45,15 +47,19 @@ __all__ = [
     "q_mean_variance",
     "q_posterior_mean_variance",
     "q_sample",
+    "split_learned_output",
+    "unpack_model_output",
     "vlb_terms_bpd",
     "x0_from_v",
 ]
 
 PARAMETERIZATIONS = ("eps", "x0", "v")
-# Reverse-process variance types. To add improved DDPM's "learned_range" (Nichol & Dhariwal
-# 2021, eq. 15; seed eq. 35), add a branch to `model_variance` that reads `var_values` and add
-# the name here; `p_mean_variance`, `vlb_terms_bpd` and the samplers need no other change.
-VAR_TYPES = ("fixed_large", "fixed_small")
+# Reverse-process variance types (see `model_variance`). The learned ones need the network's
+# variance output `var_values`: a learned-variance model function returns `(eps, var_values)`
+# (see `unpack_model_output`), and a network with 2C output channels is split by
+# `split_learned_output`.
+VAR_TYPES = ("fixed_large", "fixed_small", "learned_range")
+LEARNED_VAR_TYPES = ("learned_range",)
 
 ClipRange = Optional[tuple[float, float]]
 
@@ -74,6 +80,72 @@ def _clip(x0: jax.Array, clip_x0: ClipRange) -> jax.Array:
   if clip_x0 is None:
     return x0
   return jnp.clip(x0, clip_x0[0], clip_x0[1])
+
+
+def _check_var_type(var_type: str) -> None:
+  if var_type not in VAR_TYPES:
+    raise ValueError(f"Unknown var_type {var_type!r}; valid ones are {', '.join(VAR_TYPES)}.")
+
+
+def split_learned_output(out: jax.Array):
+  """Splits a learned-variance network output ``[..., 2C]`` into ``(mean part, v)``.
+
+  improved-diffusion's ``th.split(model_output, C, dim=1)`` on the channel axis, which is the
+  last axis here (NHWC images, ``[B, D]`` points): the first ``C`` channels are the mean
+  parameterization (eps, x0 or v-prediction) and the last ``C`` are the variance
+  interpolation ``v`` of Nichol & Dhariwal 2021, eq. 15 (seed eq. 35).
+
+  Args:
+    out: ``[..., 2C]``.
+
+  Returns:
+    ``(out[..., :C], out[..., C:])``.
+
+  Raises:
+    ValueError: the last axis is odd.
+  """
+  c2 = out.shape[-1]
+  if c2 % 2:
+    raise ValueError(
+        f"A learned-variance network must output 2C channels (mean part and variance part); "
+        f"got {c2} on the last axis of shape {out.shape}. Build it with out_channels=2*C.")
+  return out[..., : c2 // 2], out[..., c2 // 2:]
+
+
+def unpack_model_output(out, var_type: Optional[str] = None):
+  """``eps_fn`` outputs: an array ``eps``, or ``(eps, var_values)`` for a learned variance.
+
+  Every sampler and :func:`full_vlb_bpd` accept both forms, so a learned-variance model is
+  called once per step. Samplers that need no variance (DDIM, DPM-Solver) ignore
+  ``var_values``.
+
+  Args:
+    out: ``eps [B, ...]`` or a tuple ``(eps [B, ...], var_values [B, ...])``.
+    var_type: if given, checks that a learned type got ``var_values`` and a fixed one did not.
+
+  Returns:
+    ``(eps, var_values or None)``.
+
+  Raises:
+    ValueError: the form does not match ``var_type``.
+  """
+  if isinstance(out, (tuple, list)):
+    if len(out) != 2:
+      raise ValueError(
+          f"eps_fn must return eps or (eps, var_values); got a sequence of {len(out)} items.")
+    eps, var_values = out
+  else:
+    eps, var_values = out, None
+  if var_type is not None:
+    if var_type in LEARNED_VAR_TYPES and var_values is None:
+      raise ValueError(
+          f"var_type {var_type!r} needs the model's variance output: eps_fn(x, t) must return "
+          "(eps, var_values), e.g. via split_learned_output on a 2C-channel network.")
+    if var_type not in LEARNED_VAR_TYPES and var_values is not None:
+      raise ValueError(
+          f"eps_fn returned (eps, var_values) but var_type {var_type!r} is fixed; use "
+          "var_type='learned_range' or return eps only.")
+  return eps, var_values
 
 
 # ----------------------------------------------------------------------------------------------
@@ -232,7 +304,8 @@ def as_eps_fn(out_fn: Callable[[jax.Array, jax.Array], jax.Array], sched: Diffus
     parameterization: ``"eps"``, ``"x0"`` or ``"v"``.
 
   Returns:
-    ``eps_fn(x [B, ...], t int [B]) -> eps [B, ...]``.
+    ``eps_fn(x [B, ...], t int [B]) -> eps [B, ...]``; if ``out_fn`` returns
+    ``(out, var_values)`` (a learned variance), ``eps_fn`` returns ``(eps, var_values)``.
   """
   if parameterization not in PARAMETERIZATIONS:
     raise ValueError(
@@ -242,7 +315,9 @@ def as_eps_fn(out_fn: Callable[[jax.Array, jax.Array], jax.Array], sched: Diffus
     return out_fn
 
   def eps_fn(x, t):
-    return model_output_to_eps_x0(sched, out_fn(x, t), x, t, parameterization)[0]
+    out, var_values = unpack_model_output(out_fn(x, t))
+    eps = model_output_to_eps_x0(sched, out, x, t, parameterization)[0]
+    return eps if var_values is None else (eps, var_values)
 
   return eps_fn
 
@@ -261,23 +336,37 @@ def model_variance(sched: DiffusionSchedule, t: jax.Array, x_shape, var_type: st
     decoder log likelihood; the sampler adds no noise at ``t = 0`` anyway.
   * ``"fixed_small"``: ``sigma_t^2 = beta~_t`` (Ho et al. 2020, eq. 7; seed eq. 21), log clipped
     at ``t = 0`` to ``log beta~`` of ``t = 1``.
+  * ``"learned_range"``: ``Sigma = exp(v log beta_t + (1 - v) log beta~_t)`` (Nichol & Dhariwal
+    2021, eq. 15; seed eq. 35), with ``v = (var_values + 1) / 2``: the network's output in
+    ``[-1, 1]`` maps to ``[beta~_t, beta_t]`` (improved-diffusion's ``LEARNED_RANGE``,
+    ``frac = (model_var_values + 1) / 2``; it is not clipped, so ``v`` may leave ``[0, 1]``).
+    ``log beta~_t`` is the clipped one (``log beta~`` of ``t = 1`` at ``t = 0``), ``log beta_t``
+    is unmodified.
 
   Args:
     sched: the schedule.
     t: int ``[B]``, zero-based.
     x_shape: shape of ``x_t``, ``(B, ...)``.
     var_type: one of :data:`VAR_TYPES`.
-    var_values: the network's variance output for learned variance types (none yet; this is
-      the hook for improved DDPM's ``"learned_range"``, Nichol & Dhariwal 2021 eq. 15).
+    var_values: ``[B, ...]`` (shape ``x_shape``), the network's variance output; required for
+      ``"learned_range"``, rejected for the fixed types.
 
   Returns:
-    ``(var, log_var)``, broadcastable to ``x_shape``.
+    ``(var, log_var)``, broadcastable to ``x_shape`` (``x_shape`` itself when learned).
 
   Raises:
-    ValueError: unknown ``var_type``, or ``var_values`` given for a fixed type.
+    ValueError: unknown ``var_type``, ``var_values`` given for a fixed type or missing for a
+      learned one.
   """
-  if var_type not in VAR_TYPES:
-    raise ValueError(f"Unknown var_type {var_type!r}; valid ones are {', '.join(VAR_TYPES)}.")
+  _check_var_type(var_type)
+  if var_type in LEARNED_VAR_TYPES:
+    if var_values is None:
+      raise ValueError(f"var_type {var_type!r} needs var_values (the network's variance output).")
+    min_log = extract(sched.posterior_log_variance_clipped, t, x_shape)
+    max_log = extract(jnp.log(sched.betas), t, x_shape)
+    frac = (var_values + 1.0) / 2.0
+    log_var = frac * max_log + (1.0 - frac) * min_log
+    return jnp.exp(log_var), log_var
   if var_values is not None:
     raise ValueError(f"var_type {var_type!r} is fixed; it takes no var_values.")
   if var_type == "fixed_large":
@@ -378,23 +467,47 @@ def discretized_gaussian_log_likelihood(x, means, log_scales, *, num_bins: int =
                    jnp.where(x > 1.0 - half, log_one_minus_cdf_min, log_delta))
 
 
+def decoder_nll_bpd(x0: jax.Array, mean: jax.Array, log_var: jax.Array, *,
+                    num_bins: int = 256) -> jax.Array:
+  """The decoder term ``L_0 = -log p(x_0 | x_1)`` in bits per dimension, ``[B]``.
+
+  Ho et al. 2020, eq. 13 (seed eq. 25-26's ``L_0``): the Gaussian ``N(mean, exp(log_var))``
+  integrated over the bin of each value (:func:`discretized_gaussian_log_likelihood`), averaged
+  over dimensions and divided by ``log 2``.
+
+  Args:
+    x0: data ``[B, ...]``.
+    mean: mean of ``p(x_0 | x_1)``, ``[B, ...]``.
+    log_var: its log variance, broadcastable to ``[B, ...]``.
+    num_bins: number of levels of the data grid on ``[-1, 1]``; see
+      :func:`discretized_gaussian_log_likelihood`.
+
+  Returns:
+    ``[B]`` bits/dim.
+  """
+  ll = discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var, num_bins=num_bins)
+  return -mean_flat(jnp.broadcast_to(ll, x0.shape)) / np.log(2.0)
+
+
 def vlb_terms_bpd(sched: DiffusionSchedule, mean: jax.Array, log_var: jax.Array, x0: jax.Array,
-                  xt: jax.Array, t: jax.Array) -> jax.Array:
+                  xt: jax.Array, t: jax.Array, *, num_bins: int = 256) -> jax.Array:
   """One timestep's term of the variational bound, in bits per dimension.
 
   For zero-based ``t > 0``: ``L_t = KL(q(x_t-1 | x_t, x_0) || p(x_t-1 | x_t))`` (the paper's
   ``L_{t}`` for step ``t+1``); for ``t = 0``: the decoder ``L_0 = -log p(x_0 | x_1)`` with
   :func:`discretized_gaussian_log_likelihood` (Ho et al. 2020, eq. 5 and 13; seed eq. 25-26;
   improved-diffusion ``_vb_terms_bpd``). Both are averaged over dimensions and divided by
-  ``log 2``.
+  ``log 2``. With a learned variance, ``log_var`` is the full ``[B, ...]`` array of
+  :func:`model_variance` (Nichol & Dhariwal 2021, eq. 15).
 
   Args:
     sched: the schedule.
     mean: mean of ``p(x_{t-1} | x_t)`` ``[B, ...]``.
     log_var: its log variance, broadcastable to ``[B, ...]``.
-    x0: data ``[B, ...]`` (on the 8-bit grid in ``[-1, 1]`` for the decoder term).
+    x0: data ``[B, ...]`` (on the ``num_bins``-level grid in ``[-1, 1]`` for the decoder term).
     xt: ``[B, ...]``.
     t: int ``[B]``, zero-based.
+    num_bins: levels of the decoder's data grid (256: 8-bit images).
 
   Returns:
     ``[B]`` bits/dim.
@@ -402,8 +515,7 @@ def vlb_terms_bpd(sched: DiffusionSchedule, mean: jax.Array, log_var: jax.Array,
   true_mean, _, true_log_var = q_posterior_mean_variance(sched, x0, xt, t)
   kl = mean_flat(jnp.broadcast_to(normal_kl(true_mean, true_log_var, mean, log_var),
                                   x0.shape)) / np.log(2.0)
-  nll = -mean_flat(jnp.broadcast_to(
-      discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var), x0.shape)) / np.log(2.0)
+  nll = decoder_nll_bpd(x0, mean, log_var, num_bins=num_bins)
   return jnp.where(jnp.asarray(t) == 0, nll, kl)
 
 
@@ -418,46 +530,57 @@ def prior_bpd(sched: DiffusionSchedule, x0: jax.Array) -> jax.Array:
   return mean_flat(jnp.broadcast_to(kl, x0.shape)) / np.log(2.0)
 
 
-def full_vlb_bpd(eps_fn: Callable[[jax.Array, jax.Array], jax.Array], sched: DiffusionSchedule,
-                 x0: jax.Array, key: jax.Array, var_type: str = "fixed_large",
-                 clip_x0: ClipRange = None) -> dict:
+def full_vlb_bpd(eps_fn: Callable, sched: DiffusionSchedule, x0: jax.Array, key: jax.Array,
+                 var_type: str = "fixed_large", clip_x0: ClipRange = None, *,
+                 num_bins: int = 256) -> dict:
   """The full variational bound ``L_vlb = L_T + sum_t L_t + L_0`` in bits/dim (test-set NLL).
 
   Each of the T terms uses its own ``x_t ~ q(x_t | x_0)`` (a one-sample estimate, as
   improved-diffusion's ``calc_bpd_loop``); all T are computed in one ``lax.scan`` over t.
-  Ho et al. 2020, eq. 5; seed eq. 24-26.
+  Ho et al. 2020, eq. 5; seed eq. 24-26; with a learned variance, Nichol & Dhariwal 2021,
+  eq. 15 (seed eq. 35).
 
   Args:
-    eps_fn: ``eps_fn(x [B, ...], t int32 [B]) -> eps [B, ...]`` (use :func:`as_eps_fn` for
+    eps_fn: ``eps_fn(x [B, ...], t int32 [B])`` returning ``eps [B, ...]``, or
+      ``(eps, var_values)`` for ``var_type="learned_range"`` (use :func:`as_eps_fn` for
       x0 / v networks).
     sched: the schedule.
-    x0: data ``[B, ...]`` in ``[-1, 1]`` (on the 8-bit grid).
+    x0: data ``[B, ...]`` in ``[-1, 1]`` (on the ``num_bins``-level grid).
     key: a PRNG key.
     var_type: see :func:`model_variance`.
     clip_x0: ``None`` or ``(lo, hi)``.
+    num_bins: levels of the decoder's data grid (256: 8-bit images).
 
   Returns:
     ``dict(total_bpd [B], terms_bpd [B, T] (column t = zero-based t), prior_bpd [B],
-    x0_mse [B, T], eps_mse [B, T])``.
+    x0_mse [B, T], eps_mse [B, T], decoder_mean [B, ...], decoder_log_var [B, ...])``; the
+    last two are ``p(x_0 | x_1)`` of the ``t = 0`` term, so that ``L_0`` can be recomputed on
+    another grid with :func:`decoder_nll_bpd`.
   """
-  if var_type not in VAR_TYPES:
-    raise ValueError(f"Unknown var_type {var_type!r}; valid ones are {', '.join(VAR_TYPES)}.")
+  _check_var_type(var_type)
   _check_clip(clip_x0)
   num_t = sched.num_timesteps
   batch = x0.shape[0]
 
-  def body(_, inp):
+  def body(dec, inp):
     t_scalar, k = inp
     t = jnp.full((batch,), t_scalar, dtype=jnp.int32)
     noise = jax.random.normal(k, x0.shape, x0.dtype)
     xt = q_sample(sched, x0, t, noise)
-    out = p_mean_variance(sched, eps_fn(xt, t), xt, t, var_type, clip_x0)
-    term = vlb_terms_bpd(sched, out["mean"], out["log_var"], x0, xt, t)
-    return None, (term, mean_flat((out["x0"] - x0) ** 2), mean_flat((out["eps"] - noise) ** 2))
+    eps, var_values = unpack_model_output(eps_fn(xt, t), var_type)
+    out = p_mean_variance(sched, eps, xt, t, var_type, clip_x0, var_values=var_values)
+    term = vlb_terms_bpd(sched, out["mean"], out["log_var"], x0, xt, t, num_bins=num_bins)
+    log_var = jnp.broadcast_to(out["log_var"], x0.shape).astype(x0.dtype)
+    first = t_scalar == 0
+    dec = (jnp.where(first, out["mean"].astype(x0.dtype), dec[0]), jnp.where(first, log_var, dec[1]))
+    return dec, (term, mean_flat((out["x0"] - x0) ** 2), mean_flat((out["eps"] - noise) ** 2))
 
   ts = jnp.arange(num_t, dtype=jnp.int32)
-  _, (terms, x0_mse, eps_mse) = jax.lax.scan(body, None, (ts, jax.random.split(key, num_t)))
+  dec0 = (jnp.zeros_like(x0), jnp.zeros_like(x0))
+  (dec_mean, dec_log_var), (terms, x0_mse, eps_mse) = jax.lax.scan(
+      body, dec0, (ts, jax.random.split(key, num_t)))
   terms = terms.T  # [B, T]
   prior = prior_bpd(sched, x0)
   return dict(total_bpd=terms.sum(axis=1) + prior, terms_bpd=terms, prior_bpd=prior,
-              x0_mse=x0_mse.T, eps_mse=eps_mse.T)
+              x0_mse=x0_mse.T, eps_mse=eps_mse.T, decoder_mean=dec_mean,
+              decoder_log_var=dec_log_var)

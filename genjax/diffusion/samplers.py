@@ -3,7 +3,9 @@
 Conventions:
   * ``eps_fn(x [B, ...], t int32 [B]) -> eps [B, ...]`` is any callable (a network closed over
     its params, a guidance wrapper, an analytic noise predictor); wrap x0- or v-predicting
-    networks with :func:`genjax.diffusion.gaussian.as_eps_fn`.
+    networks with :func:`genjax.diffusion.gaussian.as_eps_fn`. A learned-variance model
+    (improved DDPM) returns ``(eps, var_values)`` instead; ``ddpm_sample`` with
+    ``var_type="learned_range"`` uses both, DDIM ignores ``var_values``.
   * Timesteps are zero-based: index ``t`` is the paper's step ``t+1``; sampling runs
     ``t = T-1, ..., 0``.
   * Everything is jit-able and vmap-able over ``key`` (``shape`` and the step counts are static).
@@ -23,12 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax.diffusion.gaussian import (
-    VAR_TYPES,
     ClipRange,
     _check_clip,
+    _check_var_type,
     p_mean_variance,
     predict_eps_from_x0,
     predict_x0_from_eps,
+    unpack_model_output,
 )
 from genjax.diffusion.schedules import DiffusionSchedule
 
@@ -94,13 +97,18 @@ def ddpm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
   is computed as the posterior mean at the predicted ``x_0`` (:func:`p_mean_variance`), which
   is the same thing and allows ``clip_x0``.
 
+  With ``var_type="learned_range"``, ``sigma_t^2`` is the network's
+  ``exp(v log beta_t + (1 - v) log beta~_t)`` (Nichol & Dhariwal 2021, eq. 15; seed eq. 35 and
+  eq. 28's ``Sigma_theta``).
+
   Args:
-    eps_fn: ``eps_fn(x [B, ...], t int32 [B]) -> [B, ...]``.
+    eps_fn: ``eps_fn(x [B, ...], t int32 [B]) -> eps [B, ...]``, or ``-> (eps, var_values)``
+      for ``var_type="learned_range"``.
     sched: the schedule.
     key: a PRNG key.
     shape: ``(B, ...)``, static.
     var_type: ``"fixed_large"`` (``sigma_t^2 = beta_t``) or ``"fixed_small"``
-      (``sigma_t^2 = beta~_t``), Ho et al. 2020 Sec. 3.2.
+      (``sigma_t^2 = beta~_t``), Ho et al. 2020 Sec. 3.2; or ``"learned_range"``.
     clip_x0: ``None`` or ``(lo, hi)``: clip the predicted ``x_0`` (and recompute ``eps``).
     trajectory_stride: ``None`` or a positive int; see the module docstring.
     x_T: optional starting noise of ``shape`` (default: drawn from ``key``).
@@ -108,8 +116,7 @@ def ddpm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
   Returns:
     ``x_0`` ``[*shape]``, or ``(x_0, trajectory [n, *shape])`` with a trajectory stride.
   """
-  if var_type not in VAR_TYPES:
-    raise ValueError(f"Unknown var_type {var_type!r}; valid ones are {', '.join(VAR_TYPES)}.")
+  _check_var_type(var_type)
   _check_clip(clip_x0)
   shape = _check_shape(shape, x_T)
   num_t = sched.num_timesteps
@@ -121,7 +128,8 @@ def ddpm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
   def step(x, inp):
     t_scalar, k = inp
     t = jnp.full((shape[0],), t_scalar, dtype=jnp.int32)
-    out = p_mean_variance(sched, eps_fn(x, t), x, t, var_type, clip_x0)
+    eps, var_values = unpack_model_output(eps_fn(x, t), var_type)
+    out = p_mean_variance(sched, eps, x, t, var_type, clip_x0, var_values=var_values)
     noise = jax.random.normal(k, shape, x.dtype)
     noise_scale = jnp.where(t_scalar > 0, jnp.exp(0.5 * out["log_var"]), 0.0)
     return (out["mean"] + noise_scale * noise).astype(x.dtype)
@@ -185,7 +193,8 @@ def ddim_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
   the subsequence, as the reference code does.
 
   Args:
-    eps_fn: ``eps_fn(x [B, ...], t int32 [B]) -> [B, ...]``.
+    eps_fn: ``eps_fn(x [B, ...], t int32 [B]) -> eps [B, ...]`` (or ``(eps, var_values)``,
+      whose variance part DDIM ignores).
     sched: the schedule.
     key: a PRNG key.
     shape: ``(B, ...)``, static.
@@ -227,7 +236,7 @@ def ddim_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
   def step(x, inp):
     t_scalar, at, as_, k = inp
     t = jnp.full((shape[0],), t_scalar, dtype=jnp.int32)
-    eps = eps_fn(x, t)
+    eps = unpack_model_output(eps_fn(x, t))[0]
     x0 = predict_x0_from_eps(sched, x, t, eps)
     if clip_x0 is not None:
       x0 = jnp.clip(x0, clip_x0[0], clip_x0[1])
