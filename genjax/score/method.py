@@ -368,6 +368,13 @@ def build_sde_model(config, spec: DataSpec) -> Method:
   _check_sampler(s.sampler, SDE_SAMPLERS, "sde")
   sde = get_sde(cfg.name, beta_min=cfg.beta_min, beta_max=cfg.beta_max,
                 sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, num_scales=cfg.num_scales)
+  if (s.sampler.startswith("dpm-solver-") or s.sampler in ("ddpm", "ddim")) and not isinstance(
+      sde, VPSDE):
+    raise ValueError(f"sampling.sampler={s.sampler} needs a VP model (VP noise schedule / DDPM "
+                     f"chain), not sde.name={cfg.name!r}; use pc, ode-heun or ode-adaptive.")
+  if s.sampler == "edm-heun" and not isinstance(sde, VESDE):
+    raise ValueError(f"sampling.sampler=edm-heun needs a VE-style model (sde.name=vesde, "
+                     f"method=ncsn or method=edm), not sde.name={cfg.name!r}.")
   eps = cfg.sampling_eps if cfg.sampling_eps is not None else (
       1e-5 if isinstance(sde, VESDE) else 1e-3)
   net = _Net(config, spec)

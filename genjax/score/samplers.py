@@ -185,7 +185,9 @@ def langevin_corrector(key, x, t, sde, score_fn, snr, n_steps):
     z = jax.random.normal(sub, x.shape, x.dtype)
     grad_norm = jnp.mean(jnp.linalg.norm(grad.reshape(grad.shape[0], -1), axis=-1))
     noise_norm = jnp.mean(jnp.linalg.norm(z.reshape(z.shape[0], -1), axis=-1))
-    step = (snr * noise_norm / grad_norm) ** 2 * 2 * alpha
+    # A zero score (e.g. an untrained, zero-initialised network) gives no Langevin move.
+    step = jnp.where(grad_norm > 0, (snr * noise_norm / jnp.maximum(grad_norm, 1e-30)) ** 2,
+                     0.0) * 2 * alpha
     x_mean = x + bcast(step, x) * grad
     return k, x_mean + bcast(jnp.sqrt(2 * step), x) * z, x_mean
 

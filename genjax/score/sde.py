@@ -113,7 +113,8 @@ class VPSDE(_SDEBase):
   Marginal: ``N(alpha(t) x0, (1 - alpha(t)^2) I)`` with
   ``log alpha(t) = -t^2 (beta_max - beta_min) / 4 - t beta_min / 2`` (eq. 29).
   The N-step chain has DDPM's betas ``beta_i = beta(i / (N - 1)) / N``, i.e.
-  ``linspace(beta_min/N, beta_max/N, N)`` (1e-4..0.02 for the defaults: Ho et al.'s schedule).
+  ``linspace(beta_min/N, beta_max/N, N)`` (1e-4..0.02 for the defaults: Ho et al.'s schedule),
+  clipped at 0.999 for very short chains.
 
   Attributes:
     beta_min: beta(0), 0.1 in score_sde.
@@ -145,11 +146,14 @@ class VPSDE(_SDEBase):
   @property
   def discrete_betas(self) -> np.ndarray:
     """DDPM's ``beta_i``, float64 ``[N]``; zero-based ``i`` is the paper's step ``i + 1``."""
-    return np.linspace(self.beta_min / self.N, self.beta_max / self.N, self.N)
+    return np.minimum(np.linspace(self.beta_min / self.N, self.beta_max / self.N, self.N), 0.999)
 
   def _discrete_beta(self, t):
+    """``beta_i = beta(i / (N - 1)) / N``, clipped at 0.999: a chain of fewer than
+    ``beta_max`` steps (20 for the defaults) would otherwise have ``beta_i >= 1``."""
     i = self.timestep(t)
-    return (self.beta_min + i / max(self.N - 1, 1) * (self.beta_max - self.beta_min)) / self.N
+    beta = (self.beta_min + i / max(self.N - 1, 1) * (self.beta_max - self.beta_min)) / self.N
+    return jnp.minimum(beta, 0.999)
 
   def discrete_alpha(self, t):
     """``1 - beta_i`` of the chain step that ``t`` falls on (used by the Langevin corrector)."""
