@@ -14,9 +14,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = model = ml_collections.ConfigDict()
   model.name = "unet"
-  model.ch = 64
+  model.ch = 32
   model.ch_mult = (1, 2)
-  model.num_res_blocks = 2
+  model.num_res_blocks = 1
   model.attn_resolutions = (4,)
   model.dropout = 0.1
   model.num_classes = 0
@@ -43,9 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
   sampling.dpm_denoise = False
 
   config.training.batch_size = 64
-  config.training.num_steps = 6_000
-  config.training.sample_every = 1_000
-  config.training.ckpt_every = 1_000
+  config.training.num_steps = 2_000
+  config.training.sample_every = 500
+  config.training.ckpt_every = 500
   config.training.ema_decay = 0.999
   config.optim.learning_rate = 1e-3
   config.optim.warmup_steps = 200
