@@ -101,17 +101,22 @@ def make_eps_fn(apply_fn, params, sched, parameterization: str, y=None, learned:
     var_values = None
     if learned:
       out, var_values = gaussian.split_learned_output(out)
-    eps = gaussian.model_output_to_eps_x0(sched, out, x, t, parameterization)[0]
+    eps = out if parameterization == "eps" else gaussian.model_output_to_eps_x0(
+        sched, out, x, t, parameterization)[0]
     return eps if var_values is None else (eps, var_values)
 
   return eps_fn
 
 
-def sample_images(eps_fn, sched, key, shape, sampling: SamplingConfig, clip_x0, var_type):
+def sample_images(eps_fn, sched, key, shape, sampling: SamplingConfig, clip_x0, var_type, *,
+                  out_fn=None, parameterization: str = "eps"):
   """Dispatches to the configured sampler (one ``lax.scan`` each).
 
   DPM-Solver runs on ``VPNoiseSchedule.discrete(sched)`` with the network called at the
-  (fractional) zero-based step ``(t - 1/T) T``; its output is clipped to ``clip_x0``.
+  (fractional) zero-based step ``(t - 1/T) T``; its output is clipped to ``clip_x0``. Give
+  ``out_fn(x, t) -> network output in parameterization`` for x0 / v networks, whose output is
+  then converted with the continuous ``alpha_t, sigma_t`` (``eps_fn`` would index the discrete
+  schedule at fractional steps); for eps networks ``eps_fn`` is used.
   """
   if sampling.sampler == "ddpm":
     return samplers.ddpm_sample(eps_fn, sched, key, shape, var_type=var_type, clip_x0=clip_x0)
@@ -122,8 +127,16 @@ def sample_images(eps_fn, sched, key, shape, sampling: SamplingConfig, clip_x0, 
     from genjax.score import dpm_solver
     from genjax.score.noise_schedules import VPNoiseSchedule
     ns = VPNoiseSchedule.discrete(sched)
+    if out_fn is not None:
+      eps_c = dpm_solver.eps_fn_from_model(out_fn, ns, model_type=parameterization,
+                                           discrete_time=True)
+    elif parameterization == "eps":
+      eps_c = dpm_solver.discrete_eps_fn(eps_fn, ns)
+    else:
+      raise ValueError(f"DPM-Solver with a {parameterization!r} network needs out_fn (the raw "
+                       "network output), converted with the continuous alpha_t, sigma_t.")
     x = dpm_solver.dpm_solver_sample(
-        dpm_solver.discrete_eps_fn(eps_fn, ns), ns, key, shape, steps=sampling.steps,
+        eps_c, ns, key, shape, steps=sampling.steps,
         order=int(sampling.sampler[-1]), method=sampling.dpm_method,
         skip_type=sampling.dpm_skip_type, denoise_to_zero=sampling.dpm_denoise)
     return x if clip_x0 is None else jnp.clip(x, clip_x0[0], clip_x0[1])
@@ -205,8 +218,13 @@ def build_ddpm(config, spec: DataSpec) -> Method:
 
   def sample(params, key, num):
     y = (jnp.arange(num) % num_classes) if num_classes else None
+
+    def out_fn(x, t):  # the raw network output (mean part), any time input
+      out = apply_eval(params, x, t, y)
+      return gaussian.split_learned_output(out)[0] if learned else out
+
     return sample_images(eps_fn_of(params, y), sched, key, (num, *spec.shape), sampling, clip,
-                         cfg.var_type)
+                         cfg.var_type, out_fn=out_fn, parameterization=cfg.parameterization)
 
   def drop_label(batch):
     return batch if num_classes else {k: v for k, v in batch.items() if k != "label"}

@@ -286,3 +286,35 @@ def test_nll_bpd_batches_and_extra_bins():
   assert res["bpd_17bins"] < res["bpd"]  # coarser bins hold more mass
   np.testing.assert_allclose(res["bpd"], res["prior_bpd"] + res["kl_bpd"] + res["decoder_bpd"],
                              rtol=1e-5)
+
+
+@pytest.mark.parametrize("parameterization", ["eps", "v"])
+def test_method_samplers_with_learned_variance(parameterization):
+  """build_ddpm with a learned variance: 2D outputs, and every sampler runs (DPM-Solver calls
+  the network at fractional steps and converts v with the continuous alpha_t, sigma_t)."""
+  import ml_collections
+  from configs import iddpm_2d
+  from genjax.diffusion.method import build_ddpm
+  from genjax.training.method import DataSpec
+
+  config = iddpm_2d.get_config()
+  config.model.hidden = 16
+  config.diffusion.num_timesteps = 10
+  config.diffusion.parameterization = parameterization
+  method = build_ddpm(config, DataSpec(shape=(2,), kind="points"))
+  batch = {"x": jnp.zeros((4, 2)), "label": jnp.zeros((4,), jnp.int32)}
+  params, model_state = method.init(jax.random.key(0), batch)
+  assert model_state == {}
+  assert params["dense_out"]["kernel"].shape[-1] == 4  # 2C outputs
+  loss, metrics = jax.jit(method.loss)(params, batch, jax.random.key(1))
+  assert np.isfinite(float(loss)) and "vb" in metrics
+  for sampler in ("ddpm", "ddim", "dpm-solver-2"):
+    config.sampling.sampler = sampler
+    config.sampling.steps = 4
+    m = build_ddpm(config, DataSpec(shape=(2,), kind="points"))
+    x = jax.jit(m.sample, static_argnums=2)(params, jax.random.key(2), 3)
+    assert x.shape == (3, 2) and np.all(np.isfinite(np.asarray(x)))
+  bad = ml_collections.ConfigDict(config.to_dict())
+  bad.sampling.sampler = "dpm-solver-4"
+  with pytest.raises(ValueError, match="dpm-solver-3"):
+    build_ddpm(bad, DataSpec(shape=(2,), kind="points"))
