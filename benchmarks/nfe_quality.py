@@ -131,13 +131,21 @@ def run_dataset(dataset, args):
   run0, _ = run_lib.restore(_config(base_vp, common), models["vp"][1])
   test = np.asarray(run0.dataset.test.get(np.arange(min(len(run0.dataset.test), args.num)))["x"])
   rows = []
-  if points:
-    train = np.asarray(run0.dataset.train.get(np.arange(len(test)))["x"])
-    floor = {"sw2": sliced_wasserstein(train, test)}
+  if points:  # SW2 of n points is noisy: the floor is the mean (std) over 5 train subsets
+    rng = np.random.default_rng(args.seed)
+    vals = [sliced_wasserstein(np.asarray(run0.dataset.train.get(
+        np.sort(rng.choice(len(run0.dataset.train), len(test), replace=False)))["x"]), test)
+            for _ in range(5)]
+    floor = {"sw2": float(np.mean(vals)), "sw2_std": float(np.std(vals))}
   else:
     from genjax.metrics import sample_quality
-    floor = {"fd": sample_quality(test, baseline=True)["baseline"]["fd"]}
+    base = sample_quality(test, baseline=True)["baseline"]
+    floor = {"fd": base["fd"], "fd_std": base.get("fd_std", 0.0)}
+  print(json.dumps({"dataset": dataset, "floor": floor}), flush=True)
   cache = {}
+  result = {"dataset": dataset, "floor": floor, "rows": rows,
+            "train_s": {k: round(v[2], 1) for k, v in models.items()},
+            "train_steps": args.train_steps, "num_samples": args.num}
   for sampler in SAMPLERS:
     kind = "edm" if sampler == "EDM-Heun" else "vp"
     cfg_name, workdir, _ = models[kind]
@@ -163,9 +171,8 @@ def run_dataset(dataset, args):
         row["fd"] = sample_quality(x, baseline=False)["fd"]
       rows.append(row)
       print(json.dumps(row), flush=True)
-  return {"dataset": dataset, "floor": floor, "rows": rows,
-          "train_s": {k: round(v[2], 1) for k, v in models.items()},
-          "train_steps": args.train_steps, "num_samples": args.num}
+      write_outputs(args.done + [result], args.out)  # partial tables survive an interruption
+  return result
 
 
 def write_outputs(results, out):
@@ -178,9 +185,11 @@ def write_outputs(results, out):
   for res in results:
     metric = "sw2" if "sw2" in res["floor"] else "fd"
     nfes = sorted({r["nfe_target"] for r in res["rows"]})
+    spread = (f" +- {res['floor'][metric + '_std']:.3f}" if metric + "_std" in res["floor"]
+              else "")
     lines.append(f"**{res['dataset']}** ({metric.upper()}, lower is better; "
                  f"{res['num_samples']} samples; models trained {res['train_steps']} steps; "
-                 f"data-vs-data floor {res['floor'][metric]:.3f})\n")
+                 f"data-vs-data floor {res['floor'][metric]:.3f}{spread})\n")
     lines.append("| sampler | " + " | ".join(f"NFE {n}" for n in nfes) + " |")
     lines.append("|---" * (len(nfes) + 1) + "|")
     for s in SAMPLERS:
@@ -229,7 +238,7 @@ def main():
   os.makedirs(args.out, exist_ok=True)
   results = []
   for ds in args.datasets.split(","):
-    a = argparse.Namespace(**vars(args))
+    a = argparse.Namespace(**vars(args), done=list(results))
     if ds == "digits":
       a.num = min(args.num, 1000)
     results.append(run_dataset(ds, a))

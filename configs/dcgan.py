@@ -20,13 +20,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.generator = g = ml_collections.ConfigDict()
   g.name = "dcgan"
-  g.ch = 64
+  g.ch = 32
   g.base_size = 2               # 2x2 -> 4x4 -> 8x8
   g.norm = "batch"              # batch | layer | none
 
   config.discriminator = d = ml_collections.ConfigDict()
   d.name = "dcgan"
-  d.ch = 64
+  d.ch = 32
   d.base_size = 2
   d.norm = "batch"
   d.leak = 0.2

@@ -2,7 +2,7 @@
 
 Algorithm 2 of the seed with k = 1, the non-saturating generator loss the paper trains with
 (sec. 3), a ReLU MLP generator and a maxout discriminator with dropout (sec. 5); Adam instead of
-the paper's SGD with momentum. Every GAN config derives from this one.
+the paper's SGD with momentum, and less dropout (see below). Every GAN config derives from this one.
 
 python train.py --config=configs/gan.py --workdir=runs/gan
 python train.py --config=configs/gan.py --config.gan.loss=saturating --config.gan.k=2
@@ -44,8 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
   d.hidden = (240, 240)
   d.maxout_pieces = 5           # maxout units, as the paper's discriminator
   d.activation = "leaky_relu"   # used when maxout_pieces == 1
-  d.dropout = 0.5
-  d.input_dropout = 0.2
+  # The paper's MNIST model drops 0.5 of the hidden and 0.2 of the input units; on the 1,527
+  # digits that D was too noisy and G collapsed to one blob within 500 steps (mean pairwise
+  # sample distance 1.1 vs 6.0 for data); hidden-only dropout 0.2 keeps G diverse.
+  d.dropout = 0.2
+  d.input_dropout = 0.0
 
   # Both players share these optimizer settings; each has its own learning rate (and may
   # override any other optim field in optim_g / optim_d).

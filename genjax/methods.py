@@ -16,6 +16,12 @@ METHODS = {
     "sde": "genjax.score.method:build_sde_model",
     "ncsn": "genjax.score.method:build_ncsn",
     "edm": "genjax.score.method:build_edm",
+    "ae": "genjax.autoencoders.ae_method:build_ae",
+    "vae": "genjax.autoencoders.vae_method:build_vae",
+    "vqvae": "genjax.autoencoders.vq_method:build_vqvae",
+    "vqvae2": "genjax.autoencoders.vq_method:build_vqvae2",
+    "vq_prior": "genjax.autoencoders.prior_method:build_vq_prior",
+    "tdvae": "genjax.autoencoders.tdvae_method:build_tdvae",
     "gan": "genjax.gan.method:build_gan",
 }
 

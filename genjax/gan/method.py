@@ -20,7 +20,6 @@ and ``k`` (``config.gan.k``). It plugs into the one generic trainer through ``tr
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Optional
 
 import jax
@@ -242,10 +241,12 @@ def build_gan_model(config, spec: DataSpec) -> GANModel:
   if modes is not None:
     centers, sigma = modes
 
-    def sample_metrics(fake):
+    def mode_metrics(fake):
       stats = diagnostics.mode_statistics(fake, centers, sigma, cfg.mode_num_std,
                                           cfg.mode_min_fraction)
       return {"modes_covered": stats["modes_covered"], "hq_fraction": stats["hq_fraction"]}
+
+    sample_metrics = mode_metrics
 
   return GANModel(
       cfg=cfg, generator=gen, discriminator=disc, prior=prior, generate=generate,

@@ -1,6 +1,5 @@
 """The Parzen-window estimator against a direct scipy/numpy computation on small data."""
 
-import jax
 import numpy as np
 import pytest
 from scipy import special, stats

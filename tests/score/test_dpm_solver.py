@@ -218,3 +218,25 @@ def test_trajectory_vmap_and_errors():
     dpm.dpm_solver_sample(eps_fn, ns, key, shape, timesteps=[0.1, 0.5])
   with pytest.raises(ValueError, match="x_T"):
     dpm.dpm_solver_sample(eps_fn, ns, key, shape, x_T=jnp.zeros((2, 4)))
+
+
+def test_model_wrappers_convert_to_eps():
+  """x0-, v- and score-networks become the same eps_fn(x, t_continuous) (continuous alpha, sigma)."""
+  sched = d.get_schedule("cosine", 100)
+  ns = VPNoiseSchedule.discrete(sched)
+  eps_true = exact_eps_fn(ns)
+  x = jax.random.normal(jax.random.key(0), (6, 4))
+  t = jnp.linspace(0.02, 0.97, 6)
+  a, s = ns.marginal_alpha(t)[:, None], ns.marginal_std(t)[:, None]
+  step = lambda tin: (tin + 1.0) / 100  # the network's input is the zero-based step
+  outs = {
+      "eps": lambda xx, tin: eps_true(xx, step(tin)),
+      "x0": lambda xx, tin: (xx - s * eps_true(xx, step(tin))) / a,
+      "v": lambda xx, tin: a * eps_true(xx, step(tin)) - s * (xx - s * eps_true(xx, step(tin))) / a,
+      "score": lambda xx, tin: -eps_true(xx, step(tin)) / s,
+  }
+  for model_type, fn in outs.items():
+    got = dpm.eps_fn_from_model(fn, ns, model_type=model_type, discrete_time=True)(x, t)
+    np.testing.assert_allclose(got, eps_true(x, t), rtol=2e-4, atol=2e-5, err_msg=model_type)
+  with pytest.raises(ValueError, match="model_type"):
+    dpm.eps_fn_from_model(outs["eps"], ns, model_type="noise")
