@@ -25,7 +25,10 @@ def tiny_config(dataset="digits"):
   return config
 
 
-@pytest.mark.parametrize("dataset,shape", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+@pytest.mark.parametrize("dataset,shape", [
+    ("mnist", (28, 28, 1)),
+    pytest.param("cifar10", (32, 32, 3), marks=pytest.mark.slow),  # RGB + flips; ~1 min
+])
 def test_tfds_mock_train_and_sample(dataset, shape, tmp_path, monkeypatch):
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
   config = tiny_config(dataset)
@@ -43,7 +46,13 @@ def test_tfds_mock_train_and_sample(dataset, shape, tmp_path, monkeypatch):
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
-  config = tiny_config()
+  from configs import ddpm_2d
+  config = ddpm_2d.get_config()  # the MLP compiles in seconds; the checkpoint path is the same
+  config.model.hidden = 16
+  config.data.num_points, config.data.num_test_points = 256, 64
+  t = config.training
+  t.batch_size, t.num_steps, t.log_every, t.sample_every, t.ckpt_every = 8, 4, 2, 0, 2
+  t.progress, t.tensorboard = False, False
   wd = str(tmp_path / "run")
   run_lib.train_and_evaluate(config, wd)
   step_dir = os.path.join(wd, "checkpoints", "4")
