@@ -77,6 +77,7 @@ def test_gan_2d_train_sample_modes_and_parzen(tmp_path):
   assert result["parzen"]["units"] == "data units" and result["parzen"]["num_test"] == 100
 
 
+@pytest.mark.slow  # ~25 s each; dcgan and gan_2d above cover both code paths in CI
 @pytest.mark.parametrize("name", ["gan", "lsgan", "wgan_gp"])
 def test_other_configs_train_and_sample(tmp_path, name):
   _, rows, samples = _train_and_sample(name, str(tmp_path / name))
