@@ -5,7 +5,8 @@ where index ``t`` is the paper's step ``t+1`` (improved-diffusion / diffusers co
 
 Improved DDPM (Nichol & Dhariwal 2021): ``var_type="learned_range"`` in the samplers and the
 VLB, ``make_ddpm_loss(..., loss_type="hybrid")``, importance-sampled timesteps
-(:mod:`~genjax.diffusion.timestep_sampling`). DPM-Solver lives in :mod:`genjax.score.dpm_solver`.
+(:mod:`~genjax.diffusion.timestep_sampling`). Classifier and classifier-free guidance of eps:
+:mod:`~genjax.diffusion.guidance`. DPM-Solver lives in :mod:`genjax.score.dpm_solver`.
 
 Example:
   >>> from genjax import diffusion
@@ -40,6 +41,8 @@ from genjax.diffusion.gaussian import (
     vlb_terms_bpd,
     x0_from_v,
 )
+from genjax.diffusion.guidance import (classifier_free_eps, classifier_guided_eps,
+                                       implicit_classifier_grad)
 from genjax.diffusion.losses import (LOSS_TYPES, make_ddpm_loss, make_ddpm_loss_terms,
                                      quarter_metrics, vb_term_bpd)
 from genjax.diffusion.samplers import (
@@ -81,6 +84,8 @@ __all__ = [
     "approx_standard_normal_cdf",
     "as_eps_fn",
     "betas_for_alpha_bar",
+    "classifier_free_eps",
+    "classifier_guided_eps",
     "ddim_sample",
     "ddim_timesteps",
     "ddpm_sample",
@@ -91,6 +96,7 @@ __all__ = [
     "full_vlb_bpd",
     "get_beta_schedule",
     "get_schedule",
+    "implicit_classifier_grad",
     "init_loss_history",
     "loss_second_moment_probs",
     "make_ddpm_loss",

@@ -1,0 +1,92 @@
+"""Guidance against a closed form: a 2-class Gaussian mixture, where every eps is exact.
+
+Data: y in {0, 1} equally likely, x_0 | y ~ N(mu_y, s^2 I). Then x_t | y ~ N(sqrt(abar) mu_y,
+v I) with v = abar s^2 + 1 - abar, so eps(x_t, t, y) = sqrt(1 - abar) (x_t - sqrt(abar) mu_y) / v
+(seed 003 eq. 33), eps(x_t, t) = -sqrt(1 - abar) grad log p(x_t) of the mixture, and
+grad log p(y | x_t) comes from Bayes' rule with jax.grad.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genjax import diffusion
+from genjax.diffusion import guidance
+
+MU = jnp.array([[1.5, -0.5, 0.0], [-1.0, 1.0, 0.5]])  # [2 classes, D=3]
+S = 0.3
+
+
+def _log_p_cond(x, y, abar):
+  v = abar * S ** 2 + 1.0 - abar
+  d = x - jnp.sqrt(abar) * MU[y]
+  return -0.5 * jnp.sum(d ** 2) / v - 0.5 * x.shape[-1] * jnp.log(2 * jnp.pi * v)
+
+
+def _log_p(x, abar):
+  return jax.nn.logsumexp(jnp.stack([_log_p_cond(x, 0, abar), _log_p_cond(x, 1, abar)])) - jnp.log(2.0)
+
+
+def _log_p_y_given_x(x, y, abar):
+  return _log_p_cond(x, y, abar) + jnp.log(0.5) - _log_p(x, abar)
+
+
+def _exact(abar, y, key):
+  x = jax.random.normal(key, (16, 3)) * 1.3
+  s1 = jnp.sqrt(1.0 - abar)
+  eps_c = jax.vmap(lambda xi: -s1 * jax.grad(_log_p_cond)(xi, y, abar))(x)
+  eps_u = jax.vmap(lambda xi: -s1 * jax.grad(_log_p)(xi, abar))(x)
+  grad_y = jax.vmap(lambda xi: jax.grad(_log_p_y_given_x)(xi, y, abar))(x)
+  return x, s1, eps_c, eps_u, grad_y
+
+
+@pytest.mark.parametrize("t", [0, 100, 500, 999])
+@pytest.mark.parametrize("y", [0, 1])
+def test_implicit_classifier_gradient_is_bayes(t, y):
+  """Seed eq. 39: -(eps_c - eps_u) / sqrt(1 - abar) is grad log p(y | x_t) by Bayes' rule."""
+  sched = diffusion.get_schedule("linear", 1000)
+  abar = sched.alphas_cumprod[t]
+  x, s1, eps_c, eps_u, grad_y = _exact(abar, y, jax.random.key(t + y))
+  # The conditional eps is the closed form of the module docstring.
+  v = abar * S ** 2 + 1.0 - abar
+  np.testing.assert_allclose(eps_c, s1 * (x - jnp.sqrt(abar) * MU[y]) / v, rtol=1e-5, atol=1e-6)
+  got = guidance.implicit_classifier_grad(eps_c, eps_u, s1)
+  np.testing.assert_allclose(got, grad_y, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("w", [0.0, 0.5, 3.0])
+def test_classifier_free_equals_classifier_guidance_with_the_implicit_classifier(w):
+  """Seed eq. 40: eps_c - w sqrt(1-abar) grad log p(y|x_t) = (1 + w) eps_c - w eps_u, and it is
+  the unconditional eps guided with scale 1 + w (Dhariwal & Nichol 2021, Algorithm 2)."""
+  abar = diffusion.get_schedule("linear", 1000).alphas_cumprod[300]
+  x, s1, eps_c, eps_u, grad_y = _exact(abar, 1, jax.random.key(7))
+  cfg = diffusion.classifier_free_eps(eps_c, eps_u, w)
+  np.testing.assert_allclose(cfg, (1 + w) * eps_c - w * eps_u, rtol=1e-6)
+  np.testing.assert_allclose(diffusion.classifier_guided_eps(eps_c, grad_y, s1, w), cfg,
+                             rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(diffusion.classifier_guided_eps(eps_u, grad_y, s1, 1 + w), cfg,
+                             rtol=1e-4, atol=1e-4)
+  # The guided eps is -sqrt(1-abar) times the score of p(x_t) p(y | x_t)^(1 + w).
+  tilted = jax.vmap(jax.grad(lambda xi: _log_p(xi, abar) + (1 + w) * _log_p_y_given_x(xi, 1, abar)))(x)
+  np.testing.assert_allclose(cfg, -s1 * tilted, rtol=1e-4, atol=1e-4)
+
+
+def test_limits_broadcasting_and_jit():
+  k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+  eps_c = jax.random.normal(k1, (4, 8, 8, 1))
+  eps_u = jax.random.normal(k2, (4, 8, 8, 1))
+  grad = jax.random.normal(k3, (4, 8, 8, 1))
+  np.testing.assert_allclose(diffusion.classifier_free_eps(eps_c, eps_u, 0.0), eps_c)
+  np.testing.assert_allclose(diffusion.classifier_free_eps(eps_c, eps_u, -1.0), eps_u, atol=1e-6)
+  np.testing.assert_allclose(diffusion.classifier_guided_eps(eps_u, grad, 0.5, 0.0), eps_u)
+  # Per-example weights and sqrt(1 - abar_t) gathered at zero-based t, under jit.
+  sched = diffusion.get_schedule("cosine", 1000)
+  t = jnp.array([0, 10, 500, 999])
+  s1 = diffusion.extract(sched.sqrt_one_minus_alphas_cumprod, t, eps_c.shape)
+  w = jnp.array([0.0, 1.0, 2.0, 4.0]).reshape(4, 1, 1, 1)
+  out = jax.jit(diffusion.classifier_free_eps)(eps_c, eps_u, w)
+  np.testing.assert_allclose(out, eps_c + w * (eps_c - eps_u), rtol=1e-5, atol=1e-6)
+  g = jax.jit(diffusion.implicit_classifier_grad)(eps_c, eps_u, s1)
+  np.testing.assert_allclose(diffusion.classifier_guided_eps(eps_c, g, s1, w), out,
+                             rtol=1e-4, atol=1e-4)
