@@ -119,3 +119,111 @@ def scatter_2d(samples: np.ndarray, data: Optional[np.ndarray], path: str, title
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Axes-level helpers for notebooks: each draws on a matplotlib ``ax`` and returns it.
+# ----------------------------------------------------------------------------------------------
+
+
+def show_grid(ax, images: np.ndarray, nrow: Optional[int] = None, title: str = ""):
+  """Draws ``images`` [N, H, W, C] ([-1, 1] floats or uint8) as one tiled grid on ``ax``."""
+  grid = make_grid(images, nrow)
+  ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
+            interpolation="nearest")
+  ax.set_title(title)
+  ax.axis("off")
+  return ax
+
+
+def image_row(images: np.ndarray, titles: Sequence[str] = (), size: float = 1.2,
+              suptitle: str = ""):
+  """A one-row figure of ``images`` [N, H, W, C] with a title each (e.g. x_t across t).
+
+  Returns:
+    The matplotlib figure.
+  """
+  import matplotlib.pyplot as plt
+  images = np.asarray(images)
+  n = len(images)
+  fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.25), squeeze=False)
+  for i, ax in enumerate(axes[0]):
+    show_grid(ax, images[i:i + 1], 1, titles[i] if i < len(titles) else "")
+    ax.title.set_fontsize(8)
+  if suptitle:
+    fig.suptitle(suptitle)
+  fig.tight_layout()
+  return fig
+
+
+def _square_limits(ax, ref: np.ndarray, margin: float = 1.15) -> float:
+  lim = margin * float(np.percentile(np.abs(ref), 99.5))
+  ax.set_xlim(-lim, lim)
+  ax.set_ylim(-lim, lim)
+  ax.set_aspect("equal")
+  return lim
+
+
+def points_2d(ax, points: np.ndarray, data: Optional[np.ndarray] = None, title: str = "",
+              lim: Optional[float] = None, color: str = "tab:orange"):
+  """Scatter of 2-D ``points`` [N, 2] over ``data`` (grey) on ``ax``; square limits."""
+  points = np.asarray(points)
+  if data is not None:
+    ax.scatter(data[:, 0], data[:, 1], s=1, c="0.75")
+  ax.scatter(points[:, 0], points[:, 1], s=1, c=color)
+  if lim is None:
+    _square_limits(ax, data if data is not None else points)
+  else:
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+  ax.set_title(title)
+  return ax
+
+
+def trajectories_2d(ax, trajectory: np.ndarray, data: Optional[np.ndarray] = None,
+                    title: str = "", max_paths: int = 200):
+  """Paths of 2-D samplers: ``trajectory`` [n_states, N, 2] from noise (first state) to sample.
+
+  Draws up to ``max_paths`` thin lines, the start points (grey crosses) and the end points
+  (orange), over ``data`` if given.
+  """
+  traj = np.asarray(trajectory)[:, :max_paths]
+  if data is not None:
+    ax.scatter(data[:, 0], data[:, 1], s=1, c="0.8", zorder=0)
+  ax.plot(traj[:, :, 0], traj[:, :, 1], lw=0.4, alpha=0.5, c="tab:blue", zorder=1)
+  ax.scatter(traj[0, :, 0], traj[0, :, 1], s=4, c="0.4", marker="x", zorder=2)
+  ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=4, c="tab:orange", zorder=3)
+  _square_limits(ax, np.concatenate([traj[0], traj[-1]] + ([data] if data is not None else [])))
+  ax.set_title(title)
+  return ax
+
+
+def vector_field_2d(ax, field_fn, lim: float, n: int = 21, title: str = "",
+                    normalize: bool = True, color: str = "tab:blue"):
+  """Arrows of a 2-D vector field (e.g. a score ``s(x, t)``) on an ``n x n`` grid (quiver).
+
+  Args:
+    ax: matplotlib axes.
+    field_fn: ``[M, 2] -> [M, 2]`` numpy-convertible (close over ``t``).
+    lim: the grid covers ``[-lim, lim]^2``.
+    n: grid points per side.
+    normalize: draw unit arrows coloured by log-magnitude (a score's norm varies by orders of
+      magnitude across t); else raw vectors.
+  """
+  g = np.linspace(-lim, lim, n, dtype=np.float32)
+  xx, yy = np.meshgrid(g, g)
+  pts = np.stack([xx.ravel(), yy.ravel()], axis=1)
+  v = np.asarray(field_fn(pts), dtype=np.float64).reshape(n, n, 2)
+  if normalize:
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    u = v / np.maximum(norm, 1e-12)
+    q = ax.quiver(xx, yy, u[..., 0], u[..., 1], np.log10(norm[..., 0] + 1e-12), cmap="viridis",
+                  angles="xy", pivot="mid", width=0.004)
+  else:
+    q = ax.quiver(xx, yy, v[..., 0], v[..., 1], color=color, angles="xy", pivot="mid")
+  ax.set_xlim(-lim, lim)
+  ax.set_ylim(-lim, lim)
+  ax.set_aspect("equal")
+  ax.set_title(title)
+  return q
