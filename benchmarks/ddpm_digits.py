@@ -23,8 +23,21 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _override(config, kv: str):
+  import ast
+  key, value = kv.split("=", 1)
+  section, field = key.split(".")
+  try:
+    value = ast.literal_eval(value)
+  except (ValueError, SyntaxError):
+    pass
+  config[section][field] = value
+
+
 def variant_config(name: str):
+  """``name`` is a base variant, optionally followed by ``+section.field=value`` overrides."""
   from configs import ddpm
+  name, *overrides = name.split("+")
   config = ddpm.get_config()
   if name == "baseline":
     m = config.model
@@ -34,11 +47,20 @@ def variant_config(name: str):
     config.optim.schedule = "constant"
     config.training.ema_decay = 0.999
     config.training.num_steps = 1_000_000  # the reference trains for the time budget only
+  elif name.startswith("mlp"):  # e.g. mlp, mlp512x4: a residual MLP on the flattened digit
+    import ml_collections
+    spec = name[3:] or "512x3"
+    hidden, depth = (int(v) for v in spec.split("x"))
+    config.model = ml_collections.ConfigDict(dict(name="mlp", hidden=hidden, depth=depth,
+                                                  time_dim=128, dropout=0.0, num_classes=0))
+    config.training.num_steps = 1_000_000
   elif name != "default":
     raise ValueError(f"unknown variant {name!r}")
   config.training.sample_every = 0
   config.training.ckpt_every = 1_000_000
   config.training.progress = False
+  for kv in overrides:
+    _override(config, kv)
   return config
 
 
@@ -65,14 +87,7 @@ def main():
     config = variant_config(name)
     config.training.time_budget_s = args.budget_s
     for kv in args.set:
-      key, value = kv.split("=", 1)
-      section, field = key.split(".")
-      import ast
-      try:
-        value = ast.literal_eval(value)
-      except (ValueError, SyntaxError):
-        pass
-      config[section][field] = value
+      _override(config, kv)
     wd = os.path.join(root, name)
     t0 = time.time()
     state = run_lib.train_and_evaluate(config, wd)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
@@ -66,7 +68,8 @@ class MLPDenoiser(nn.Module):
     hidden: width of every hidden layer.
     depth: number of residual blocks (two dense layers each).
     time_dim: width of the sinusoidal time embedding.
-    out_dim: output width; None means the input's (the noise has the data's shape).
+    out_dim: width of the output's last axis; None means the input's (the noise has the
+      data's shape). For image-shaped x [B, *S, C] it is the output's channel count.
     num_classes: number of class labels, 0 for unconditional; label ``num_classes``
       means "no label" (``num_classes + 1`` embeddings, for classifier-free guidance).
     dropout: dropout rate (used when ``train=True``, with the ``"dropout"`` rng).
@@ -92,7 +95,8 @@ class MLPDenoiser(nn.Module):
   def __call__(self, x: Array, t: Array, y: Optional[Array] = None,
                train: bool = False) -> Array:
     """Args:
-      x: [B, D] flat data (e.g. 2-D points).
+      x: [B, D] flat data (e.g. 2-D points), or [B, *S, C] (e.g. 8x8 digits), flattened to
+        [B, prod(S) C]; the output is then reshaped to [B, *S, out_dim or C].
       t: [B] or scalar timesteps, int or float, embedded as given. Discrete timesteps are
         zero-based (``t in {0..T-1}``; index t is the paper's step t+1); scale continuous
         times in [eps, 1] (e.g. by 1000) before calling.
@@ -100,14 +104,15 @@ class MLPDenoiser(nn.Module):
       train: enable dropout.
 
     Returns:
-      [B, out_dim or D], in x's dtype.
+      [B, out_dim or D] (or [B, *S, out_dim or C]), in x's dtype.
     """
     x = jnp.asarray(x)
     t = jnp.asarray(t)
-    if x.ndim != 2:
-      raise ValueError(f"MLPDenoiser: x must be [B, D], got shape {x.shape}; flatten "
-                       "the example axes first (x.reshape(B, -1)).")
-    b = x.shape[0]
+    if x.ndim < 2:
+      raise ValueError(f"MLPDenoiser: x must be [B, D] or [B, *S, C], got shape {x.shape}.")
+    b, example_shape = x.shape[0], x.shape[1:]
+    out_shape = example_shape[:-1] + (self.out_dim or example_shape[-1],)
+    x = x.reshape(b, -1)
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != b):
       raise ValueError(f"MLPDenoiser: t must be a scalar or [B] = [{b}], got {t.shape}.")
     if self.num_classes > 0 and y is None:
@@ -133,5 +138,5 @@ class MLPDenoiser(nn.Module):
       r = r + dense(self.hidden, f"block_{i}_temb_proj")(nn.silu(temb))
       r = Dropout(self.dropout)(nn.silu(r), deterministic=not train)
       h = h + dense(self.hidden, f"block_{i}_dense_b")(r)
-    out = dense(self.out_dim or x.shape[-1], "dense_out")(nn.silu(h))
-    return out.astype(x.dtype)
+    out = dense(math.prod(out_shape), "dense_out")(nn.silu(h))
+    return out.reshape((b,) + out_shape).astype(x.dtype)

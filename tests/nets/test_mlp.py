@@ -71,10 +71,27 @@ def test_mlp_denoiser_shapes_labels_time_and_dropout():
 def test_mlp_denoiser_bad_inputs():
   net = MLPDenoiser(hidden=8, depth=1, time_dim=8)
   with pytest.raises(ValueError, match=r"\[B, D\]"):
-    net.init(jax.random.key(0), jnp.zeros([2, 4, 4]), jnp.zeros([2]))
+    net.init(jax.random.key(0), jnp.zeros([2]), jnp.zeros([2]))
   with pytest.raises(ValueError, match="t must be"):
     net.init(jax.random.key(0), jnp.zeros([2, 2]), jnp.zeros([3]))
   with pytest.raises(ValueError, match="num_classes=0"):
     net.init(jax.random.key(0), jnp.zeros([2, 2]), jnp.zeros([2]), jnp.zeros([2], jnp.int32))
   with pytest.raises(ValueError, match="needs labels"):
     MLPDenoiser(num_classes=3).init(jax.random.key(0), jnp.zeros([2, 2]), jnp.zeros([2]))
+
+
+def test_mlp_denoiser_image_shaped_input():
+  """[B, H, W, C] is flattened: the output is [B, H, W, out_dim or C], and every pixel of the
+  output depends on every input pixel (a dense net, not a per-pixel one)."""
+  net = MLPDenoiser(hidden=16, depth=1, time_dim=8)
+  x = jax.random.normal(jax.random.key(1), [3, 4, 4, 1])
+  t = jnp.arange(3)
+  params = net.init(jax.random.key(0), x, t)["params"]
+  assert params["dense_in"]["kernel"].shape == (16, 16)
+  out = net.apply({"params": params}, x, t)
+  assert out.shape == (3, 4, 4, 1)
+  jac = jax.jacobian(lambda v: net.apply({"params": params}, v[None], t[:1])[0])(x[0])
+  assert np.all(np.abs(np.asarray(jac).reshape(16, 16)) > 0)
+  wide = MLPDenoiser(hidden=16, depth=1, time_dim=8, out_dim=2)
+  out2 = wide.init_with_output(jax.random.key(0), x, t)[0]
+  assert out2.shape == (3, 4, 4, 2)
