@@ -194,7 +194,7 @@ def test_trajectory_vmap_and_errors():
     x, traj = sample(key)
     n_steps = len(dpm.singlestep_orders(steps, 3)) if method == "singlestep" else steps
     assert traj.shape == (len(d.trajectory_steps(n_steps, 2)),) + shape
-    np.testing.assert_allclose(traj[0], jax.random.normal(key, shape))
+    np.testing.assert_allclose(traj[0], jax.random.normal(key, shape), rtol=1e-6)  # jit vs eager: ulps
     np.testing.assert_allclose(traj[-1], x)
     if method == "singlestep":
       keys = jax.random.split(key, 3)
