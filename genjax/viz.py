@@ -156,8 +156,10 @@ def image_row(images: np.ndarray, titles: Sequence[str] = (), size: float = 1.2,
   return fig
 
 
-def _square_limits(ax, ref: np.ndarray, margin: float = 1.15) -> float:
-  lim = margin * float(np.percentile(np.abs(ref), 99.5))
+def _square_limits(ax, ref: np.ndarray, margin: float = 1.15, lim: Optional[float] = None) -> float:
+  """Square, equal-aspect limits [-lim, lim]^2; ``lim`` defaults to the 99.5th |ref| percentile."""
+  if lim is None:
+    lim = margin * float(np.percentile(np.abs(ref), 99.5))
   ax.set_xlim(-lim, lim)
   ax.set_ylim(-lim, lim)
   ax.set_aspect("equal")
@@ -171,12 +173,7 @@ def points_2d(ax, points: np.ndarray, data: Optional[np.ndarray] = None, title: 
   if data is not None:
     ax.scatter(data[:, 0], data[:, 1], s=1, c="0.75")
   ax.scatter(points[:, 0], points[:, 1], s=1, c=color)
-  if lim is None:
-    _square_limits(ax, data if data is not None else points)
-  else:
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
+  _square_limits(ax, data if data is not None else points, lim=lim)
   ax.set_title(title)
   return ax
 
