@@ -27,7 +27,8 @@ flags.DEFINE_integer("seed", 0, "Sampling seed.")
 flags.DEFINE_integer("step", None, "Checkpoint step to load (default: latest).")
 flags.DEFINE_string("out", None, "Output directory (default: --workdir).")
 flags.DEFINE_string("eval", None, "Comma-separated evaluations instead of a grid: the "
-                    "method's own (nll, elbo, parzen, ...) and/or sample metrics fid,kid,is,pr.")
+                    "method's own (nll, elbo, recon, modes, ...), the sample metrics "
+                    "fd,fid,kid,is,pr and/or parzen (any method; config.parzen).")
 flags.DEFINE_string("extractor", None, "Feature extractor for fid/kid/is/pr: digits | inception "
                     "(default: digits on the digits, else inception).")
 flags.DEFINE_string("ref", None, "Reference statistics .npz (python -m genjax.metrics.ref_stats).")

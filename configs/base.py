@@ -1,6 +1,7 @@
 """Fields every experiment shares; experiments import this and override their differences."""
 
 import ml_collections
+import numpy as np
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -47,4 +48,12 @@ def get_config() -> ml_collections.ConfigDict:
   optim.decay_steps = ml_collections.config_dict.placeholder(int)
   optim.end_lr_factor = 0.0
   optim.grad_clip = 1.0
+
+  # sample.py --eval=parzen (Goodfellow et al. 2014, Table 1), for any method.
+  config.parzen = parzen = ml_collections.ConfigDict()
+  parzen.num_samples = 10_000   # Goodfellow et al.: 10,000 samples
+  parzen.sigmas = tuple(float(s) for s in np.logspace(-2, 0, 13))
+  parzen.val_size = 500         # fixed random subset of the train split
+  parzen.unit_interval = True   # images in [0, 1], as the paper's MNIST figures
+  parzen.batch_size = ml_collections.config_dict.placeholder(int)
   return config

@@ -12,7 +12,6 @@ python sample.py --config=configs/gan.py --workdir=runs/gan --eval=parzen --num=
 """
 
 import ml_collections
-import numpy as np
 
 from configs import base
 
@@ -57,13 +56,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.grad_clip = 0.0  # no clipping
   config.optim_g = ml_collections.ConfigDict({"learning_rate": 2e-4})
   config.optim_d = ml_collections.ConfigDict({"learning_rate": 2e-4})
-
-  config.parzen = p = ml_collections.ConfigDict()
-  p.num_samples = 10_000        # Goodfellow et al.: 10,000 samples
-  p.sigmas = tuple(float(s) for s in np.logspace(-2, 0, 13))
-  p.val_size = 500              # fixed random subset of the train split
-  p.unit_interval = True        # images in [0, 1], as the paper's MNIST figures
-  p.batch_size = ml_collections.config_dict.placeholder(int)
 
   config.training.batch_size = 64
   config.training.num_steps = 6_000

@@ -14,7 +14,8 @@ and ``k`` (``config.gan.k``). It plugs into the one generic trainer through ``tr
   (the fixed-noise grids, ``sample.py``, the evaluations) come from it.
 * ``plot_samples`` (2-D data): samples over the data with the discriminator's decision surface
   as filled contours (``D(x)`` for the original GAN's losses, the raw output otherwise).
-* ``evaluators``: ``parzen`` (Goodfellow et al. Table 1) always; ``modes`` on ``8gaussians``.
+* ``evaluators``: ``modes`` on ``8gaussians`` (the Parzen window of Goodfellow et al. Table 1 is
+  ``sample.py --eval=parzen``, available to every method: :mod:`genjax.training.sampling`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax.gan import algorithm, diagnostics, losses as L, parzen as parzen_lib
+from genjax.gan import algorithm, diagnostics, losses as L
 from genjax.training import optim as optim_lib
 from genjax.training.config import OptimConfig, from_section, to_dict
 from genjax.training.method import DataSpec, Method
@@ -66,25 +67,6 @@ class GANConfig:
   mode_num_std: float = 3.0
   mode_min_fraction: float = 0.2
   mode_eval_samples: int = 2500
-
-
-@dataclasses.dataclass(frozen=True)
-class ParzenConfig:
-  """The ``config.parzen`` section (``sample.py --eval=parzen``).
-
-  Attributes:
-    num_samples: generated samples the kernel density is fitted on (the paper: 10,000).
-    sigmas: bandwidths tried on the validation split.
-    val_size: validation examples (a fixed random subset of the train split; capped by --num).
-    unit_interval: evaluate images in [0, 1] pixel units, as the paper's MNIST figures
-      (+D log 2 nats relative to the [-1, 1] data); point data are never rescaled.
-    batch_size: evaluation points per jitted chunk (None: automatic).
-  """
-  num_samples: int = 10_000
-  sigmas: tuple = tuple(float(s) for s in np.logspace(-2, 0, 13))
-  val_size: int = 500
-  unit_interval: bool = True
-  batch_size: Optional[int] = None
 
 
 def _generator_registry():
@@ -259,10 +241,9 @@ def build_gan_model(config, spec: DataSpec) -> GANModel:
 
 def build_gan(config, spec: DataSpec) -> Method:
   """Builds the GAN method from ``config.gan``, ``config.generator``, ``config.discriminator``,
-  ``config.optim`` / ``optim_g`` / ``optim_d`` and ``config.parzen``."""
+  ``config.optim`` / ``optim_g`` / ``optim_d``."""
   model = build_gan_model(config, spec)
   cfg = model.cfg
-  parzen_cfg = from_section(ParzenConfig, config.get("parzen", {}), where="parzen")
   overrides_g, overrides_d = player_optim_configs(config)
   sample = model.sample
 
@@ -277,23 +258,7 @@ def build_gan(config, spec: DataSpec) -> Method:
            for i in range(-(-num // min(chunk, num)))]
     return np.concatenate(out)[:num]
 
-  def eval_parzen(state, dataset, key, num):
-    """Goodfellow et al. Table 1: KDE on EMA-G samples, sigma on validation, test mean +- s.e."""
-    samples = generate_many(state.ema_params, key, parzen_cfg.num_samples)
-    n_val = int(min(parzen_cfg.val_size, len(dataset.train), num))
-    val_idx = np.sort(np.random.default_rng(0).permutation(len(dataset.train))[:n_val])
-    val = dataset.train.get(val_idx)["x"]
-    test = dataset.test.get(np.arange(min(len(dataset.test), num)))["x"]
-    scale = model_is_image and parzen_cfg.unit_interval
-    to_units = (lambda a: (np.asarray(a) + 1.0) / 2.0) if scale else np.asarray
-    res = parzen_lib.parzen_evaluate(to_units(samples), to_units(val), to_units(test),
-                                     parzen_cfg.sigmas, parzen_cfg.batch_size)
-    out = res.to_dict()
-    out["units"] = "[0, 1] pixels" if scale else "data units"
-    return out
-
-  model_is_image = spec.kind == "image"
-  evaluators = {"parzen": eval_parzen}
+  evaluators = {}
   if model.modes is not None:
     centers, sigma = model.modes
 

@@ -63,6 +63,7 @@ def sample_to_files(config, workdir: str, out: str, num: int = 64, batch: int = 
 
 
 SAMPLE_METRICS = ("fd", "fid", "kid", "is", "pr")
+GENERIC_EVALS = SAMPLE_METRICS + ("parzen",)
 
 
 def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 1000,
@@ -71,24 +72,36 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
              weights: Optional[str] = None) -> dict:
   """Runs the named evaluations and writes ``eval.json``.
 
-  Names are the method's own evaluators (e.g. ``nll``, ``elbo``, ``parzen``) or the sample
-  metrics ``fd``/``fid``, ``kid``, ``is``, ``pr``: ``num`` samples are drawn once (sharded over
-  the devices) and scored with ``genjax.metrics``: on the digits in the shipped digits
-  classifier's feature space with the real-against-real floor beside them; on other data with
-  ``extractor`` (default Inception; needs ``weights``) against the ``ref`` statistics file.
+  Names are the method's own evaluators (e.g. ``nll``, ``elbo``, ``modes``) or the evaluations
+  every method has:
+
+  * the sample metrics ``fd``/``fid``, ``kid``, ``is``, ``pr``: ``num`` samples are drawn once
+    (sharded over the devices) and scored with ``genjax.metrics``: on the digits in the shipped
+    digits classifier's feature space with the real-against-real floor beside them; on other
+    data with ``extractor`` (default Inception; needs ``weights``) against the ``ref`` file;
+  * ``parzen``: the Parzen-window test log-likelihood of Goodfellow et al. (Table 1), a kernel
+    density on ``config.parzen.num_samples`` samples (:func:`genjax.gan.parzen.parzen_on_dataset`).
   """
   names = [n.strip() for n in names if n.strip()]
   run, state = run_lib.restore(config, workdir, step)
-  unknown = [n for n in names if n not in SAMPLE_METRICS and n not in run.method.evaluators]
+  unknown = [n for n in names if n not in GENERIC_EVALS and n not in run.method.evaluators]
   if unknown:
     raise ValueError(f"--eval={','.join(unknown)} is not available for method "
                      f"{run.method.name!r}; available: "
-                     f"{sorted(run.method.evaluators) + list(SAMPLE_METRICS)}.")
+                     f"{sorted(run.method.evaluators) + list(GENERIC_EVALS)}.")
   results = {"step": int(jax.device_get(state.step)), "method": run.method.name}
   for i, name in enumerate(names):
     if name in run.method.evaluators:
       results[name] = run.method.evaluators[name](state, run.dataset, jax.random.key(seed + i),
                                                   num)
+  if "parzen" in names and "parzen" not in run.method.evaluators:
+    from genjax.gan import parzen
+    from genjax.training.config import from_section
+    cfg = from_section(parzen.ParzenConfig, config.get("parzen", {}), where="parzen")
+    samples = generate(run.method, state.ema_params, jax.random.key(seed + names.index("parzen")),
+                       cfg.num_samples, batch)
+    results["parzen"] = parzen.parzen_on_dataset(samples, run.dataset, cfg, num,
+                                                 image=run.dataset.spec.kind == "image")
   quality = [n for n in names if n in SAMPLE_METRICS]
   if quality:
     results["sample_quality"] = _sample_quality(run, state, quality, num, batch, seed, extractor,

@@ -63,8 +63,8 @@ def test_vae_train_sample_and_eval_elbo(tmp_path):
   wd = str(tmp_path / "vae")
   rows = _train_and_sample("vae", wd)
   assert {"elbo", "kl", "recon_nll", "bpd"} <= set(rows[-1])
-  proc = run_python(["sample.py", *_args("vae"), f"--workdir={wd}", "--eval=elbo,recon",
-                     "--num=32"], check=True)
+  proc = run_python(["sample.py", *_args("vae"), f"--workdir={wd}", "--eval=elbo,recon,parzen",
+                     "--num=32", "--config.parzen.num_samples=100"], check=True)
   result = json.load(open(os.path.join(wd, "eval.json")))
   e = result["elbo"]
   assert e["num_examples"] == 32 and e["iwae_k"] == 10
@@ -74,6 +74,10 @@ def test_vae_train_sample_and_eval_elbo(tmp_path):
   assert e["neg_iwae_nats"] <= e["neg_elbo_nats"] + 1.0  # the IWAE bound is the tighter one
   assert np.isfinite(result["recon"]["test_mse_per_dim"])
   assert "neg_iwae_bpd" in proc.stdout
+  # The Parzen window is an evaluation of every method, not only of the GANs.
+  p = result["parzen"]
+  assert p["num_samples"] == 100 and p["num_test"] == 32 and p["num_val"] == 32
+  assert np.isfinite(p["log_likelihood"]) and p["sigma"] in p["sigmas"]
 
 
 def test_vqvae_train_sample_and_eval(tmp_path):
