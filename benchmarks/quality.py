@@ -1,18 +1,27 @@
 """One sample-quality table across model families, on the embedded digits (issue 5).
 
-  python benchmarks/quality.py --budget_s 240 --num 1000 --out runs/quality
+  python benchmarks/quality.py --budget_s 180 --num 500 --out runs/quality
+  python benchmarks/quality.py --only "VAE,GAN" --budget_s 60      # a subset of rows
 
-Each row trains one model family with its config at a fixed CPU time budget
-(``training.time_budget_s``), samples ``--num`` digits and scores them in the digits
-classifier's feature space (``genjax.metrics.sample_quality``): FD and KID against the 270
-test digits, the Inception-style score of the classifier (IS, max 10), precision and recall
-(k=3), plus NFE (network evaluations per sample) and the training and sampling times. The
-first row is the real-against-real floor: digits-train images scored the same way (mean over
-random subsets of ``--num`` images). Writes ``quality.json`` and ``quality.md`` (the table for
-the README) into ``--out``.
+Each row trains one model family with its config as shipped, stopped at ``--budget_s`` seconds
+of training (``training.time_budget_s``) or at the config's ``num_steps``, whichever comes
+first; samples ``--num`` digits from the EMA params and scores them in the digits classifier's
+feature space (``genjax.metrics.sample_quality``): FD and KID against the 270 test digits, the
+Inception-style score of the classifier (IS, max 10), precision and recall (k=3), plus NFE
+(network evaluations per sample) and the training and sampling times. Every row also gets the
+Parzen-window test log-likelihood of Goodfellow et al. (Table 1; kernel density on the same
+samples, bandwidth chosen on 500 train digits, [0, 1] pixels), and rows that list ``evals``
+run those evaluators of their method too (``recon``, ``elbo``). The first row is the
+real-against-real floor: digits-train images scored the same way (mean over random subsets of
+``--num`` images).
+
+Writes into ``--out``: ``quality.json``, ``quality.md`` (three tables for the README: every
+family; the autoencoders' reconstruction / ELBO / IWAE; the Parzen figures) and
+``<row>/samples.png`` (a grid of the row's first 64 samples).
 
 Adding a model family is one line in ``ROWS``. Rows that share a ``workdir`` share one
-training run (e.g. DDIM-50 and ancestral sampling of one DDPM).
+training run (e.g. DDIM-50 and ancestral sampling of one DDPM); a row with a ``stage1`` trains
+that first (e.g. the VQ-VAE before its PixelCNN prior), each stage with half the budget.
 """
 
 from __future__ import annotations
@@ -38,8 +47,12 @@ class Row:
     name: what the table shows, e.g. "DDPM (DDIM-50)".
     config: config file, relative to the repo root.
     nfe: network evaluations per sample.
-    overrides: dotted config fields to set, e.g. {"sampling.sampler": "ddpm"}.
+    overrides: dotted config fields to set, e.g. {"sampling.sampler": "ddpm"}; a string value
+      may name ``{out}``, the output directory.
     workdir: training-run name; rows with the same one train once. Default: the name.
+    evals: the method's own evaluators to run too (``recon``, ``elbo``).
+    stage1: ``(config, workdir)`` of a first stage trained before this row's own training
+      (e.g. the VQ-VAE under a prior); each stage then gets half the budget.
   """
 
   name: str
@@ -47,19 +60,63 @@ class Row:
   nfe: int
   overrides: tuple[tuple[str, Any], ...] = ()
   workdir: Optional[str] = None
+  evals: tuple[str, ...] = ()
+  stage1: Optional[tuple[str, str]] = None
 
 
 def _o(**kw) -> tuple[tuple[str, Any], ...]:
   return tuple((k.replace("__", "."), v) for k, v in kw.items())
 
 
+_AE = ("recon",)
+_VAE = ("recon", "elbo")
+_PRIOR = "{out}/%s/stage1"
+
 # One line per model family (issue 5 lists: DDPM DDIM-50 and ancestral; score-SDE and fast
 # samplers; VAE, beta-VAE, VQ-VAE with its prior; GANs). Families add their rows as they land.
+# TD-VAE is absent: it models sequences, and its samples are rollouts, not digits.
 ROWS: list[Row] = [
     Row("DDPM (DDIM-50)", "configs/ddpm.py", 50,
         _o(sampling__sampler="ddim", sampling__steps=50), workdir="ddpm"),
     Row("DDPM (ancestral, T=1000)", "configs/ddpm.py", 1000,
         _o(sampling__sampler="ddpm"), workdir="ddpm"),
+    Row("DDPM (DPM-Solver-2 multistep, logSNR)", "configs/ddpm.py", 20,
+        _o(sampling__sampler="dpm-solver-2", sampling__steps=20, sampling__dpm_method="multistep",
+           sampling__dpm_skip_type="logSNR"), workdir="ddpm"),
+    Row("improved DDPM (cosine, learned variance, L_hybrid; DDIM-50)", "configs/iddpm.py", 50,
+        _o(sampling__sampler="ddim", sampling__steps=50)),
+    Row("NCSN (annealed Langevin, 10 levels x 10)", "configs/ncsn.py", 100,
+        _o(sampling__steps=10)),
+    Row("VP SDE (PC, 250 steps)", "configs/sde_vp.py", 500, _o(sampling__steps=250),
+        workdir="sde_vp"),
+    Row("VP SDE (probability-flow ODE, Heun 50)", "configs/sde_vp.py", 100,
+        _o(sampling__sampler="ode-heun", sampling__steps=50, sampling__denoise=False),
+        workdir="sde_vp"),
+    Row("VP SDE (DPM-Solver-3 multistep)", "configs/sde_vp.py", 20,
+        _o(sampling__sampler="dpm-solver-3", sampling__steps=20), workdir="sde_vp"),
+    Row("sub-VP SDE (probability-flow ODE, Heun 50)", "configs/sde_subvp.py", 100,
+        _o(sampling__sampler="ode-heun", sampling__steps=50, sampling__denoise=False)),
+    Row("VE SDE (PC, 250 steps)", "configs/sde_ve.py", 500, _o(sampling__steps=250)),
+    Row("EDM (Heun, 18 sigmas)", "configs/edm.py", 35),
+    Row("AE (decoder of N(0, I) codes)", "configs/ae.py", 1, evals=_AE),
+    Row("denoising AE", "configs/dae.py", 1, evals=_AE),
+    Row("sparse AE (KL penalty)", "configs/sparse_ae.py", 1, evals=_AE),
+    Row("k-sparse AE", "configs/ksparse_ae.py", 1, evals=_AE),
+    Row("contractive AE", "configs/cae.py", 1, evals=_AE),
+    Row("VAE (Bernoulli, binarized)", "configs/vae.py", 1, evals=_VAE),
+    Row("beta-VAE", "configs/beta_vae.py", 1, evals=_VAE),
+    Row("VQ-VAE + PixelCNN prior (4x4 codes)", "configs/vqvae_prior.py", 17,
+        _o(prior__vqvae_workdir=_PRIOR % "vqvae_prior"),
+        stage1=("configs/vqvae.py", "vqvae_prior/stage1")),
+    Row("VQ-VAE-2 + PixelCNN priors (2x2 + 4x4 codes)", "configs/vqvae2_prior.py", 21,
+        _o(prior__vqvae_workdir=_PRIOR % "vqvae2_prior"),
+        stage1=("configs/vqvae2.py", "vqvae2_prior/stage1")),
+    Row("GAN (MLP, non-saturating)", "configs/gan.py", 1),
+    Row("GAN (MLP, saturating minimax)", "configs/gan.py", 1, _o(gan__loss="saturating")),
+    Row("DCGAN (non-saturating)", "configs/dcgan.py", 1),
+    Row("DCGAN (hinge)", "configs/dcgan.py", 1, _o(gan__loss="hinge")),
+    Row("LSGAN", "configs/lsgan.py", 1),
+    Row("WGAN-GP (k=5)", "configs/wgan_gp.py", 1),
 ]
 
 
@@ -79,31 +136,62 @@ def load_config(path: str, overrides):
   return config
 
 
+def _train(config_path: str, overrides, workdir: str, budget_s: float, args) -> tuple:
+  """Trains one run (stopped at ``budget_s``); returns its wall-clock seconds."""
+  from genjax.training import run as run_lib
+  config = load_config(config_path, overrides + (("training.time_budget_s", budget_s),
+                                                 ("training.progress", not args.quiet),
+                                                 ("seed", args.seed)))
+  t0 = time.time()
+  run_lib.train_and_evaluate(config, workdir)
+  return time.time() - t0
+
+
 def run_row(row: Row, args, trained: dict) -> dict:
   """Trains (once per workdir), samples and scores one row."""
   import jax
+  import numpy as np
+  from genjax import viz
+  from genjax.gan import parzen
   from genjax.metrics import sample_quality
   from genjax.training import run as run_lib
   from genjax.training import sampling
+  from genjax.training.config import from_section
 
   workdir = os.path.join(args.out, row.workdir or row.name.replace(" ", "_"))
-  overrides = row.overrides + (("training.time_budget_s", float(args.budget_s)),
-                               ("training.progress", not args.quiet),
-                               ("seed", args.seed))
-  config = load_config(row.config, overrides)
+  overrides = tuple((k, v.format(out=args.out) if isinstance(v, str) else v)
+                    for k, v in row.overrides)
   if workdir not in trained:
-    t0 = time.time()
-    run_lib.train_and_evaluate(config, workdir)
-    trained[workdir] = time.time() - t0
+    budget = args.budget_s / (2 if row.stage1 else 1)
+    secs = 0.0
+    if row.stage1:
+      secs += _train(row.stage1[0], (), os.path.join(args.out, row.stage1[1]), budget, args)
+    trained[workdir] = secs + _train(row.config, overrides, workdir, budget, args)
+  config = load_config(row.config, overrides)
   run, state = run_lib.restore(config, workdir)
   t0 = time.time()
   samples = sampling.generate(run.method, state.ema_params, jax.random.key(args.seed), args.num,
                               args.batch, progress=not args.quiet)
   sample_s = time.time() - t0
+  viz.save_image_grid(samples[:64], os.path.join(args.out, _slug(row.name), "samples.png"))
+  finite = bool(np.all(np.isfinite(samples)))
+  samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
   q = sample_quality(samples, baseline=False)
-  return {"name": row.name, "config": row.config, "nfe": row.nfe,
-          "train_steps": int(jax.device_get(state.step)), "train_s": trained[workdir],
-          "sample_s": sample_s, **{k: q[k] for k in _METRICS}}
+  pz = parzen.parzen_on_dataset(samples, run.dataset,
+                                from_section(parzen.ParzenConfig, config.parzen, where="parzen"),
+                                num=10_000, image=True)
+  out = {"name": row.name, "config": row.config, "nfe": row.nfe,
+         "train_steps": int(jax.device_get(state.step)), "train_s": trained[workdir],
+         "sample_s": sample_s, "finite": finite, **{k: q[k] for k in _METRICS},
+         "parzen": pz["log_likelihood"], "parzen_se": pz["stderr"], "parzen_sigma": pz["sigma"]}
+  for i, name in enumerate(row.evals):
+    out[name] = run.method.evaluators[name](state, run.dataset, jax.random.key(args.seed + i),
+                                            10_000)
+  return out
+
+
+def _slug(name: str) -> str:
+  return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
 _METRICS = ("fd", "kid", "kid_std", "is", "precision", "recall")
@@ -123,46 +211,83 @@ def baseline_row(num: int) -> dict:
 
 
 def to_markdown(rows: list[dict], args) -> str:
-  head = ("| model | NFE | FD | KID x 1e3 | IS | precision | recall | train s (steps) | "
-          "sample s |\n|---|---|---|---|---|---|---|---|---|")
-  lines = [head]
+  """Three tables: every family; the autoencoders' own figures; the Parzen log-likelihoods."""
+  lines = [f"Digits, {args.num} samples per model, {args.budget_s:.0f} s CPU training budget; "
+           "features of the genjax digits classifier; reference: the 270 test digits.", "",
+           "| model | NFE | FD | KID x 1e3 | IS | precision | recall | train s (steps) | "
+           "sample s |", "|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     fd = f"{r['fd']:.3f}" + (f" ± {r['fd_std']:.3f}" if "fd_std" in r else "")
     lines.append(
         f"| {r['name']} | {r['nfe']} | {fd} | {1e3 * r['kid']:.2f} ± {1e3 * r['kid_std']:.2f} | "
         f"{r['is']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
         f"{r['train_s']:.0f} ({r['train_steps']}) | {r['sample_s']:.1f} |")
-  return (f"Digits, {args.num} samples per model, {args.budget_s:.0f} s CPU training budget; "
-          "features of the genjax digits classifier; reference: the 270 test digits.\n\n"
-          + "\n".join(lines) + "\n")
+
+  ae = [r for r in rows if "recon" in r]
+  if ae:
+    lines += ["", "Autoencoders on the test digits: squared error per image (the VAE: against "
+              "the binarized image its Bernoulli decoder models), negative ELBO and IWAE bound "
+              "(nats per image; k from the config), and FD of decoded N(0, I) (or prior) "
+              "samples.", "",
+              "| model | test squared error / image | -ELBO | -IWAE (k) | FD |",
+              "|---|---|---|---|---|"]
+    for r in ae:
+      e = r.get("elbo")
+      elbo = f"{e['neg_elbo_nats']:.2f}" if e else "—"
+      iwae = f"{e['neg_iwae_nats']:.2f} ({e['iwae_k']})" if e else "—"
+      lines.append(f"| {r['name']} | {r['recon']['test_sq_error_per_image']:.3f} | {elbo} | "
+                   f"{iwae} | {r['fd']:.3f} |")
+
+  pz = [r for r in rows if "parzen" in r]
+  if pz:
+    lines += ["", "Parzen-window log-likelihood of the test digits (Goodfellow et al. Table 1): "
+              f"a Gaussian kernel density on each model's {args.num} samples, in [0, 1] pixels, "
+              "bandwidth chosen on 500 train digits; nats per image, mean ± standard error. (The "
+              "paper fits 10,000 samples; fewer centres give lower figures.)", "",
+              "| model | Parzen log-likelihood | sigma |", "|---|---|---|"]
+    for r in sorted(pz, key=lambda r: -r["parzen"]):
+      lines.append(f"| {r['name']} | {r['parzen']:.1f} ± {r['parzen_se']:.1f} | "
+                   f"{r['parzen_sigma']:.3f} |")
+  return "\n".join(lines) + "\n"
+
+
+def write_outputs(rows: list[dict], args) -> str:
+  table = to_markdown(rows, args)
+  with open(os.path.join(args.out, "quality.json"), "w") as f:
+    json.dump({"budget_s": args.budget_s, "num": args.num, "seed": args.seed, "rows": rows}, f,
+              indent=2, default=float)
+  with open(os.path.join(args.out, "quality.md"), "w") as f:
+    f.write(table)
+  return table
 
 
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--budget_s", type=float, default=240.0, help="training seconds per model")
-  p.add_argument("--num", type=int, default=1000, help="samples per model")
+  p.add_argument("--budget_s", type=float, default=180.0, help="training seconds per model")
+  p.add_argument("--num", type=int, default=500, help="samples per model")
   p.add_argument("--batch", type=int, default=500, help="sampling batch")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--only", default="", help="comma-separated substrings of row names to run")
   p.add_argument("--out", default=os.path.join(ROOT, "runs", "quality"))
+  p.add_argument("--resume", action="store_true",
+                 help="keep the rows already in --out/quality.json and run only the others")
   p.add_argument("--quiet", action="store_true")
   args = p.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
 
+  done = {}
+  path = os.path.join(args.out, "quality.json")
+  if args.resume and os.path.exists(path):
+    done = {r["name"]: r for r in json.load(open(path))["rows"]}
   rows = [baseline_row(args.num)]
   trained: dict = {}
   selected = [r for r in ROWS
               if not args.only or any(s in r.name for s in args.only.split(","))]
   for row in selected:
-    rows.append(run_row(row, args, trained))
-    print(json.dumps(rows[-1]), flush=True)
-  table = to_markdown(rows, args)
-  with open(os.path.join(args.out, "quality.json"), "w") as f:
-    json.dump({"budget_s": args.budget_s, "num": args.num, "seed": args.seed, "rows": rows}, f,
-              indent=2)
-  with open(os.path.join(args.out, "quality.md"), "w") as f:
-    f.write(table)
-  print(table)
+    rows.append(done[row.name] if row.name in done else run_row(row, args, trained))
+    print(json.dumps(rows[-1], default=float), flush=True)
+    write_outputs(rows, args)  # a partial table survives an interruption
+  print(write_outputs(rows, args))
 
 
 if __name__ == "__main__":
