@@ -35,13 +35,18 @@ def generate(method, params, key, num: int, batch: int, mesh=None, progress: boo
 
 
 def _tag(config) -> str:
-  if "sampling" in config:
-    s = config.sampling
-    tag = s.get("sampler", "samples")
-    if tag == "ddim":
-      tag += f"{s.get('steps')}_eta{s.get('eta')}"
-    return tag
-  return "samples"
+  """File stem naming the sampler and its step count, so that runs with different settings do
+  not overwrite each other: ``ddim50_eta0.0``, ``ddpm`` (all T steps), ``pc_1000``,
+  ``dpm-solver-2_20``; ``samples`` for methods without a sampling section."""
+  if "sampling" not in config:
+    return "samples"
+  s = config.sampling
+  tag = s.get("sampler", "samples")
+  if tag == "ddim":
+    return f"ddim{s.get('steps')}_eta{s.get('eta')}"
+  if tag != "ddpm" and s.get("steps") is not None:
+    return f"{tag}_{s.get('steps')}"
+  return tag
 
 
 def sample_to_files(config, workdir: str, out: str, num: int = 64, batch: int = 256,

@@ -34,5 +34,5 @@ def test_iddpm_train_nll_and_dpm_solver(tmp_path):
 
   run_python(["sample.py", *TINY, f"--workdir={wd}", "--sampler=dpm-solver-2", "--steps=4",
               "--num=4"], check=True)
-  samples = np.load(os.path.join(wd, "dpm-solver-2.npz"))["samples"]
+  samples = np.load(os.path.join(wd, "dpm-solver-2_4.npz"))["samples"]
   assert samples.shape == (4, 8, 8, 1) and np.all(np.abs(samples) <= 1)

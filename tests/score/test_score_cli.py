@@ -55,7 +55,7 @@ def test_train_and_sample(name, tiny, sampler, shape, tmp_path):
   if sampler is not None:
     run_python(["sample.py", *args, f"--workdir={wd}", f"--sampler={sampler[0]}",
                 f"--steps={sampler[1]}", "--num=4", "--batch=4"], check=True)
-    out = np.load(os.path.join(wd, f"{sampler[0]}.npz"))["samples"]
+    out = np.load(os.path.join(wd, f"{sampler[0]}_{sampler[1]}.npz"))["samples"]
     assert out.shape == (4, *shape) and np.all(np.isfinite(out)), sampler
   if name == "sde_2d":
     run_python(["sample.py", *args, f"--workdir={wd}", "--eval=nll", "--num=8"], check=True)
