@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   training.num_sample_images = 64
   training.progress = True
   training.time_budget_s = ml_collections.config_dict.placeholder(float)
+  training.time_budget_clock = "wall"  # wall | process (CPU seconds, fair on a shared machine)
   training.tensorboard = True
 
   config.optim = optim = ml_collections.ConfigDict()

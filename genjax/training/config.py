@@ -72,6 +72,8 @@ class TrainConfig:
   num_sample_images: int = 64
   progress: bool = True         # tqdm progress bar
   time_budget_s: Optional[float] = None  # stop (and checkpoint) after this much training time
+  time_budget_clock: str = "wall"  # wall | process (CPU seconds of this process, all threads:
+                                   # a budget that other jobs on a shared machine do not eat)
   tensorboard: bool = True
 
 

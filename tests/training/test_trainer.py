@@ -20,7 +20,7 @@ def _train(workdir, num_steps, ds=None, method=None, **kw):
   method = method or toy_method()
   cfg = TrainConfig(batch_size=32, num_steps=num_steps, log_every=10, sample_every=0,
                     ckpt_every=kw.pop("ckpt_every", 20), keep_checkpoints=2, progress=False,
-                    tensorboard=False, ema_decay=0.9)
+                    tensorboard=False, ema_decay=0.9, **kw.pop("train_cfg", {}))
   optim = OptimConfig(learning_rate=1e-2, grad_clip=1.0)
   it = BatchIterator(ds.train, cfg.batch_size, seed=0)
   return trainer.train(method, ds, it, cfg, optim, str(workdir), seed=3, **kw)
@@ -40,6 +40,18 @@ def test_trains_logs_and_compiles_once(tmp_path):
   assert all(r["train_step_traces"] == 1 for r in rows), "train step was retraced"
   assert Checkpointer(str(tmp_path / "checkpoints")).all_steps() == [40, 60]  # keep last 2
   assert (tmp_path / "loss.png").exists()
+
+
+@pytest.mark.parametrize("clock", ["wall", "process"])
+def test_time_budget_stops_and_checkpoints(tmp_path, clock):
+  state = _train(tmp_path, 10_000, train_cfg=dict(time_budget_s=0.0, time_budget_clock=clock))
+  assert int(state.step) == 1  # the budget is checked after every step
+  assert Checkpointer(str(tmp_path / "checkpoints")).all_steps() == [1]
+
+
+def test_time_budget_clock_is_checked(tmp_path):
+  with pytest.raises(ValueError, match="time_budget_clock must be 'wall' or 'process'"):
+    _train(tmp_path, 10, train_cfg=dict(time_budget_s=1.0, time_budget_clock="cpu"))
 
 
 def test_resume_is_bitwise_exact(tmp_path):
