@@ -10,8 +10,16 @@ timed in the same process right after each timed call (so that both see the same
 a shared machine). Medians over ``--repeats`` after ``--warmup`` calls, each call ended
 with ``block_until_ready``.
 
+With ``--torch`` the same architecture is also timed in PyTorch, eager, in the same process:
+diffusers' ``UNet2DModel`` with the configuration of ``google/ddpm-cifar10-32`` (the port of
+Ho et al.'s network; 35,746,307 parameters, as genjax's) or its ch=32 variant, the same train
+step (forward, MSE to the noise, backward, ``torch.optim.Adam``, an EMA of the params) and
+forward, and a ``torch.mm`` of the same size as the reference rate. That reference needs the
+``bench`` extra (``pip install -e ".[bench]"``: torch and diffusers; never used at runtime).
+
 Usage:
   python benchmarks/unet_speed.py                       # both configurations, batch 8
+  python benchmarks/unet_speed.py --torch               # ... and the PyTorch reference beside
   python benchmarks/unet_speed.py --configs small --repeats 3 --out /tmp/unet_speed.json
   python benchmarks/unet_speed.py --dtype bfloat16      # mixed precision (GPU/TPU)
 """
@@ -151,6 +159,75 @@ def bench_config(name: str, kwargs: dict, batch: int, dtype, warmup: int, repeat
       fwd_frac_matmul=fwd_flops / fw / 1e9 / mm_gflops)
 
 
+def bench_torch(name: str, kwargs: dict, batch: int, warmup: int, repeats: int,
+                matmul_size: int) -> dict:
+  """The PyTorch reference: diffusers' UNet2DModel of Ho et al.'s CIFAR-10 network, eager."""
+  import torch
+  from diffusers import UNet2DModel
+  torch.set_num_threads(os.cpu_count() or 1)
+  ch, mult = kwargs["ch"], kwargs["ch_mult"]
+  if kwargs["attn_resolutions"] != (16,) or len(mult) != 4:
+    raise ValueError("the torch reference mirrors the 4-level, attention-at-16x16 configs only")
+  # google/ddpm-cifar10-32: attention in the second down block and the third up block (16x16).
+  net = UNet2DModel(
+      sample_size=32, in_channels=3, out_channels=3, layers_per_block=kwargs["num_res_blocks"],
+      block_out_channels=tuple(ch * m for m in mult),
+      down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+      up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+      norm_num_groups=32, norm_eps=1e-6, downsample_padding=0, flip_sin_to_cos=False,
+      freq_shift=1, act_fn="silu", dropout=kwargs["dropout"])
+  num_params = sum(p.numel() for p in net.parameters())
+  opt = torch.optim.Adam(net.parameters(), lr=2e-4)
+  ema = [p.detach().clone() for p in net.parameters()]
+  alphas_cumprod = torch.cumprod(1.0 - torch.linspace(1e-4, 0.02, 1000), 0)
+  gen = torch.Generator().manual_seed(0)
+  x = torch.rand(batch, 3, 32, 32, generator=gen) * 2 - 1
+  t_eval = torch.arange(batch) * (1000 // batch)
+
+  def train_step():
+    net.train()
+    t = torch.randint(0, 1000, (batch,), generator=gen)
+    noise = torch.randn(x.shape, generator=gen)
+    abar = alphas_cumprod[t].view(-1, 1, 1, 1)
+    x_t = abar.sqrt() * x + (1 - abar).sqrt() * noise
+    loss = torch.mean((net(x_t, t).sample - noise) ** 2)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+      torch._foreach_lerp_(ema, [p.detach() for p in net.parameters()], 1 - 0.9999)
+    return loss
+
+  def forward():
+    net.eval()
+    with torch.no_grad():
+      return net(x, t_eval).sample
+
+  a = torch.randn(matmul_size, matmul_size, generator=gen)
+  b = torch.randn(matmul_size, matmul_size, generator=gen)
+
+  def timed(fn):
+    times, mm = [], []
+    for i in range(warmup + repeats):
+      t0 = time.perf_counter()
+      fn()
+      dt = time.perf_counter() - t0
+      r0 = time.perf_counter()
+      torch.mm(a, b)
+      if i >= warmup:
+        times.append(dt)
+        mm.append(time.perf_counter() - r0)
+    return statistics.median(times), mm
+
+  fw, mm_a = timed(forward)
+  tr, mm_b = timed(train_step)
+  mm_gflops = 2.0 * matmul_size ** 3 / statistics.median(mm_a + mm_b) / 1e9
+  return dict(config=name, framework=f"torch {torch.__version__} (diffusers UNet2DModel)",
+              params=num_params, batch=batch, threads=torch.get_num_threads(),
+              train_step_s=tr, train_img_s=batch / tr, fwd_s=fw, fwd_img_s=batch / fw,
+              matmul_gflops=mm_gflops)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--configs", default="cifar10,small",
@@ -161,6 +238,9 @@ def main(argv=None):
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                       help="compute dtype (params stay float32)")
   parser.add_argument("--matmul-size", type=int, default=2048)
+  parser.add_argument("--torch", action="store_true",
+                      help="also time the PyTorch reference (diffusers UNet2DModel; needs the "
+                      "bench extra) in this process")
   parser.add_argument("--out", default=None, help="write the results as JSON here")
   args = parser.parse_args(argv)
   names = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -200,10 +280,25 @@ def main(argv=None):
   print(f"%mm: achieved GFLOP/s (XLA's count) over a {args.matmul_size}^2 float32 matmul's, "
         "timed right after each call")
 
+  torch_results = []
+  if args.torch:
+    print()
+    for name in names:
+      r = bench_torch(name, CONFIGS[name], args.batch, args.warmup, args.repeats,
+                      args.matmul_size)
+      torch_results.append(r)
+      j = next(x for x in results if x["config"] == name)
+      print(f"torch {name}: {r['params'] / 1e6:.2f}M params | train {r['train_img_s']:.2f} img/s "
+            f"(genjax/torch {j['train_img_s'] / r['train_img_s']:.2f}x) | fwd "
+            f"{r['fwd_img_s']:.2f} img/s (genjax/torch {j['fwd_img_s'] / r['fwd_img_s']:.2f}x) | "
+            f"torch.mm {r['matmul_gflops']:.1f} GFLOP/s vs XLA {j['matmul_gflops']:.1f}",
+            flush=True)
+
   if args.out:
     payload = dict(jax=jax.__version__, platform=device.platform, device=device.device_kind,
                    cpus=os.cpu_count(), python=platform.python_version(),
-                   xla_flags=os.environ.get("XLA_FLAGS", ""), args=vars(args), results=results)
+                   xla_flags=os.environ.get("XLA_FLAGS", ""), args=vars(args), results=results,
+                   torch_results=torch_results)
     with open(args.out, "w") as f:
       json.dump(payload, f, indent=2)
     print(f"wrote {args.out}")
