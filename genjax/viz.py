@@ -106,14 +106,7 @@ def scatter_2d(samples: np.ndarray, data: Optional[np.ndarray], path: str, title
   sets.update(extra or {})
   fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 4.5), squeeze=False)
   for ax, (name, pts) in zip(axes[0], sets.items()):
-    if data is not None:
-      ax.scatter(data[:, 0], data[:, 1], s=2, c="0.75", label="data")
-    ax.scatter(pts[:, 0], pts[:, 1], s=2, c="tab:orange", label=name)
-    lim = 1.1 * np.percentile(np.abs(data if data is not None else pts), 99.5)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_title(f"{title} {name}".strip())
+    points_2d(ax, pts, data, title=f"{title} {name}".strip(), label=name, size=2)
     ax.legend(loc="upper right", markerscale=4)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
@@ -167,12 +160,14 @@ def _square_limits(ax, ref: np.ndarray, margin: float = 1.15, lim: Optional[floa
 
 
 def points_2d(ax, points: np.ndarray, data: Optional[np.ndarray] = None, title: str = "",
-              lim: Optional[float] = None, color: str = "tab:orange"):
-  """Scatter of 2-D ``points`` [N, 2] over ``data`` (grey) on ``ax``; square limits."""
+              lim: Optional[float] = None, color: str = "tab:orange",
+              label: Optional[str] = None, size: float = 1):
+  """Scatter of 2-D ``points`` [N, 2] over ``data`` (grey) on ``ax``; square limits. With a
+  ``label`` both sets are labelled (``points`` as ``label``, ``data`` as "data") for a legend."""
   points = np.asarray(points)
   if data is not None:
-    ax.scatter(data[:, 0], data[:, 1], s=1, c="0.75")
-  ax.scatter(points[:, 0], points[:, 1], s=1, c=color)
+    ax.scatter(data[:, 0], data[:, 1], s=size, c="0.75", label="data" if label else None)
+  ax.scatter(points[:, 0], points[:, 1], s=size, c=color, label=label)
   _square_limits(ax, data if data is not None else points, lim=lim)
   ax.set_title(title)
   return ax
