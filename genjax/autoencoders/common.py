@@ -5,7 +5,6 @@ gradient step for methods that need ``train_step``)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Mapping, Optional
 
 import jax
@@ -101,10 +100,8 @@ def bin_offset_nats(num_levels: int, low: float = -1.0, high: float = 1.0) -> fl
   """log(1 / Delta) per dimension for data on ``num_levels`` evenly spaced levels that include
   both ends of [low, high] (the "centered" convention of ``genjax.metrics.likelihood``):
   Delta = (high - low) / (L - 1). The sklearn digits have L = 17 (values 0..16)."""
-  bits = math.log2(num_levels)
-  if bits.is_integer():
-    return likelihood_lib.dequantization_offset((low, high), int(bits), "centered")
-  return -math.log((high - low) / (num_levels - 1))  # the metrics helper takes 2**bits levels
+  return likelihood_lib.dequantization_offset((low, high), convention="centered",
+                                              num_levels=num_levels)
 
 
 def gradient_step(state, loss_fn: Callable, batch, key):

@@ -38,6 +38,7 @@ add one to a discretized-Gaussian NLL. The 0.006 bits/dim between the two conven
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -63,12 +64,15 @@ def nats_to_bpd(nll_nats: jax.Array, num_dims: int) -> jax.Array:
 
 
 def dequantization_offset(data_range: tuple[float, float] = (-1.0, 1.0), num_bits: int = 8,
-                          convention: str = "dequantized") -> float:
+                          convention: str = "dequantized",
+                          num_levels: Optional[int] = None) -> float:
   """log(1 / Delta): nats per dimension to add to a continuous NLL (see the module docstring).
 
   Args:
     data_range: (lo, hi) of the model's pixel space, (-1, 1) in genjax.
     num_bits: bits per pixel value; L = 2**num_bits levels.
+    num_levels: L directly, for data whose level count is not a power of two (the sklearn
+      digits: 17); overrides ``num_bits``.
     convention: ``"dequantized"`` (y = lo + (hi-lo)(k+u)/L; Delta = (hi-lo)/L) or
       ``"centered"`` (y = lo + (hi-lo)k/(L-1); Delta = (hi-lo)/(L-1)).
 
@@ -83,7 +87,9 @@ def dequantization_offset(data_range: tuple[float, float] = (-1.0, 1.0), num_bit
   if convention not in _CONVENTIONS:
     raise ValueError(f"dequantization_offset: convention must be one of {_CONVENTIONS}, got "
                      f"{convention!r}.")
-  levels = 2 ** num_bits
+  levels = 2 ** num_bits if num_levels is None else int(num_levels)
+  if levels < 2:
+    raise ValueError(f"dequantization_offset: need at least 2 levels, got {levels}.")
   delta = (hi - lo) / (levels if convention == "dequantized" else levels - 1)
   return -math.log(delta)
 
@@ -91,7 +97,8 @@ def dequantization_offset(data_range: tuple[float, float] = (-1.0, 1.0), num_bit
 def bpd_with_dequantization_offset(nll_nats: jax.Array, num_dims: int,
                                    data_range: tuple[float, float] = (-1.0, 1.0),
                                    num_bits: int = 8,
-                                   convention: str = "dequantized") -> jax.Array:
+                                   convention: str = "dequantized",
+                                   num_levels: Optional[int] = None) -> jax.Array:
   """Bits/dim of the discrete data from a continuous NLL on rescaled pixels.
 
   bpd = (nll + D log(1 / Delta)) / (D ln 2); Delta from :func:`dequantization_offset`.
@@ -102,9 +109,10 @@ def bpd_with_dequantization_offset(nll_nats: jax.Array, num_dims: int,
     data_range: (lo, hi) of the model's pixel space.
     num_bits: bits per pixel value.
     convention: ``"dequantized"`` or ``"centered"``.
+    num_levels: L directly (overrides ``num_bits``).
 
   Returns:
     [...] bits/dim. Example: nll = 0 on [-1, 1], "dequantized" -> 7.0.
   """
-  off = dequantization_offset(data_range, num_bits, convention)
+  off = dequantization_offset(data_range, num_bits, convention, num_levels)
   return nats_to_bpd(jnp.asarray(nll_nats) + num_dims * off, num_dims)

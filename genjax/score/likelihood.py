@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from genjax.metrics.likelihood import nats_to_bpd
+from genjax.metrics.likelihood import dequantization_offset, nats_to_bpd
 from genjax.score.ode import odeint_dopri5
 
 __all__ = ["HUTCHINSON_TYPES", "LIKELIHOOD_METHODS", "LikelihoodResult", "bits_per_dim",
@@ -200,5 +200,5 @@ def bits_per_dim(sde, score_fn: Callable, x: jax.Array, key: jax.Array, *,
     raise ValueError(f"num_levels must be at least 2, got {num_levels}.")
   y = uniform_dequantize(k_deq, x, num_levels, data_range)
   res = ode_likelihood(sde, score_fn, y, k_ode, **kwargs)
-  offset = -math.log((data_range[1] - data_range[0]) / (num_levels - 1))  # log(1 / Delta)
+  offset = dequantization_offset(data_range, convention="centered", num_levels=num_levels)
   return nats_to_bpd(-res.logp + d * offset, d), res

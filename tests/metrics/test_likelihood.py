@@ -28,6 +28,22 @@ def test_dequantization_offset(data_range, convention, bits):
       pytest.approx(bits, rel=1e-6)
 
 
+def test_dequantization_offset_with_any_level_count():
+  # The sklearn digits: 17 levels (0..16) on [-1, 1], "centered" -> Delta = 2/16.
+  off = metrics.dequantization_offset((-1.0, 1.0), convention="centered", num_levels=17)
+  assert off == pytest.approx(math.log(8.0), rel=1e-12)
+  # The uniform distribution over the 17 levels has exactly log2(17) bits/dim: its dequantized
+  # density on [-1 - Delta/2, 1 + Delta/2] is 1 / (17 Delta), an NLL of log(17 Delta) per dim.
+  d, delta = 64, 2.0 / 16
+  bpd = metrics.bpd_with_dequantization_offset(d * math.log(17 * delta), d, convention="centered",
+                                               num_levels=17)
+  assert float(bpd) == pytest.approx(math.log2(17), rel=1e-6)
+  # num_levels = 2**bits agrees with num_bits.
+  assert metrics.dequantization_offset(num_levels=256) == metrics.dequantization_offset(num_bits=8)
+  with pytest.raises(ValueError, match="at least 2 levels"):
+    metrics.dequantization_offset(num_levels=1)
+
+
 def test_uniform_density_gives_8_bits():
   # The uniform density on [-1, 1]^D has NLL D log 2; dequantized it is the uniform
   # distribution over 256 levels: exactly 8 bits/dim. On [0, 1] its NLL is 0: again 8.
