@@ -6,11 +6,13 @@ Times, for each configuration, on 32x32x3 inputs:
   * one jitted forward pass (eval mode, as in sampling).
 The FLOPs are XLA's own count (``jitted.lower(...).compile().cost_analysis()["flops"]``);
 the achieved rate is compared with a jitted float32 2048x2048 matmul (2 * 2048^3 FLOPs)
-timed in the same process right after each timed call (so that both see the same load on
-a shared machine). Medians over ``--repeats`` after ``--warmup`` calls, each call ended
-with ``block_until_ready``.
+timed in the same process, in the same rounds as the U-Net calls (so that all see the same
+load on a shared machine). Medians over ``--repeats`` rounds after ``--warmup`` rounds, each
+call ended with ``block_until_ready``.
 
-With ``--torch`` the same architecture is also timed in PyTorch, eager, in the same process:
+With ``--torch`` the same architecture is also timed in PyTorch, eager, in the same process and
+in the same rounds (each round calls every timed operation once, so both frameworks see the same
+load on a shared machine):
 diffusers' ``UNet2DModel`` with the configuration of ``google/ddpm-cifar10-32`` (the port of
 Ho et al.'s network; 35,746,307 parameters, as genjax's) or its ch=32 variant, the same train
 step (forward, MSE to the noise, backward, ``torch.optim.Adam``, an EMA of the params) and
@@ -59,27 +61,18 @@ def _flops(compiled) -> float:
   return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
-def _time(fn, args, warmup: int, repeats: int, feed_back: bool = False, ref=None):
-  """Seconds per call of ``fn`` (and, if given, of the no-argument ``ref`` timed right after
-  each call, so that both see the same machine load). With ``feed_back`` the first three
-  outputs replace the first three (donated) arguments."""
-  times, ref_times = [], []
+def time_interleaved(calls: dict, warmup: int, repeats: int) -> dict:
+  """Seconds per call of each no-argument callable (each blocks until its result is ready),
+  timed in rounds that call every one of them once, so that all see the same machine load;
+  ``warmup`` untimed rounds first. Returns {name: [seconds per timed round]}."""
+  times = {k: [] for k in calls}
   for i in range(warmup + repeats):
-    t0 = time.perf_counter()
-    out = fn(*args)
-    jax.block_until_ready(out)
-    dt = time.perf_counter() - t0
-    if feed_back:
-      args = tuple(out[:3]) + tuple(args[3:])
-    if ref is not None:
-      r0 = time.perf_counter()
-      jax.block_until_ready(ref())
-      rdt = time.perf_counter() - r0
-    if i >= warmup:
-      times.append(dt)
-      if ref is not None:
-        ref_times.append(rdt)
-  return times, ref_times
+    for name, fn in calls.items():
+      t0 = time.perf_counter()
+      fn()
+      if i >= warmup:
+        times[name].append(time.perf_counter() - t0)
+  return times
 
 
 def make_matmul(n: int):
@@ -88,11 +81,11 @@ def make_matmul(n: int):
   a = jax.random.normal(key_a, (n, n), jnp.float32)
   b = jax.random.normal(key_b, (n, n), jnp.float32)
   mm = jax.jit(lambda a, b: a @ b).lower(a, b).compile()
-  return (lambda: mm(a, b)), 2.0 * n ** 3
+  return (lambda: jax.block_until_ready(mm(a, b))), 2.0 * n ** 3
 
 
-def bench_config(name: str, kwargs: dict, batch: int, dtype, warmup: int, repeats: int,
-                 matmul, matmul_flops: float) -> dict:
+def jax_case(name: str, kwargs: dict, batch: int, dtype) -> tuple[dict, dict]:
+  """Builds and compiles genjax's train step and forward; returns (info, {op: callable})."""
   net = UNet(dtype=dtype, **kwargs)
   x = jax.random.uniform(jax.random.key(1), (batch, 32, 32, 3), jnp.float32, -1, 1)
   t = jnp.arange(batch, dtype=jnp.int32) * (1000 // batch)
@@ -141,27 +134,28 @@ def bench_config(name: str, kwargs: dict, batch: int, dtype, warmup: int, repeat
   fwd_compiled = fwd_jit.lower(params, x, t).compile()
   fwd_compile_s = time.perf_counter() - c0
 
-  fwd_times, mm_times_a = _time(fwd_compiled, (params, x, t), warmup, repeats, ref=matmul)
-  train_times, mm_times_b = _time(train_compiled, (params, ema, opt_state, x, key), warmup,
-                                  repeats, feed_back=True, ref=matmul)
   train_flops, fwd_flops = _flops(train_compiled), _flops(fwd_compiled)
-  tr, fw = statistics.median(train_times), statistics.median(fwd_times)
-  mm_gflops = matmul_flops / statistics.median(mm_times_a + mm_times_b) / 1e9
-  return dict(
+  carry = {"state": (params, ema, opt_state)}
+
+  def train():
+    out = train_compiled(*carry["state"], x, key)
+    jax.block_until_ready(out)
+    carry["state"] = tuple(out[:3])  # the first three arguments are donated
+
+  def fwd():
+    jax.block_until_ready(fwd_compiled(carry["state"][0], x, t))
+
+  info = dict(
       config=name, kwargs={k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
       params=num_params, batch=batch, dtype=jnp.dtype(dtype).name,
       init_compile_and_run_s=init_s, train_compile_s=train_compile_s, fwd_compile_s=fwd_compile_s,
-      train_step_s=tr, train_img_s=batch / tr, train_gflop=train_flops / 1e9,
-      train_gflops=train_flops / tr / 1e9, train_times_s=train_times,
-      fwd_s=fw, fwd_img_s=batch / fw, fwd_gflop=fwd_flops / 1e9, fwd_gflops=fwd_flops / fw / 1e9,
-      fwd_times_s=fwd_times, matmul_gflops=mm_gflops,
-      train_frac_matmul=train_flops / tr / 1e9 / mm_gflops,
-      fwd_frac_matmul=fwd_flops / fw / 1e9 / mm_gflops)
+      train_gflop=train_flops / 1e9, fwd_gflop=fwd_flops / 1e9)
+  return info, {"train": train, "fwd": fwd}
 
 
-def bench_torch(name: str, kwargs: dict, batch: int, warmup: int, repeats: int,
-                matmul_size: int) -> dict:
-  """The PyTorch reference: diffusers' UNet2DModel of Ho et al.'s CIFAR-10 network, eager."""
+def torch_case(name: str, kwargs: dict, batch: int) -> tuple[dict, dict]:
+  """The PyTorch reference: diffusers' UNet2DModel of Ho et al.'s CIFAR-10 network, eager;
+  returns (info, {op: callable})."""
   import torch
   from diffusers import UNet2DModel
   torch.set_num_threads(os.cpu_count() or 1)
@@ -203,29 +197,16 @@ def bench_torch(name: str, kwargs: dict, batch: int, warmup: int, repeats: int,
     with torch.no_grad():
       return net(x, t_eval).sample
 
-  a = torch.randn(matmul_size, matmul_size, generator=gen)
-  b = torch.randn(matmul_size, matmul_size, generator=gen)
+  info = dict(config=name, framework=f"torch {torch.__version__} (diffusers UNet2DModel)",
+              params=num_params, batch=batch, threads=torch.get_num_threads())
+  return info, {"train": train_step, "fwd": forward}
 
-  def timed(fn):
-    times, mm = [], []
-    for i in range(warmup + repeats):
-      t0 = time.perf_counter()
-      fn()
-      dt = time.perf_counter() - t0
-      r0 = time.perf_counter()
-      torch.mm(a, b)
-      if i >= warmup:
-        times.append(dt)
-        mm.append(time.perf_counter() - r0)
-    return statistics.median(times), mm
 
-  fw, mm_a = timed(forward)
-  tr, mm_b = timed(train_step)
-  mm_gflops = 2.0 * matmul_size ** 3 / statistics.median(mm_a + mm_b) / 1e9
-  return dict(config=name, framework=f"torch {torch.__version__} (diffusers UNet2DModel)",
-              params=num_params, batch=batch, threads=torch.get_num_threads(),
-              train_step_s=tr, train_img_s=batch / tr, fwd_s=fw, fwd_img_s=batch / fw,
-              matmul_gflops=mm_gflops)
+def torch_matmul(n: int):
+  import torch
+  gen = torch.Generator().manual_seed(0)
+  a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+  return lambda: torch.mm(a, b)
 
 
 def main(argv=None):
@@ -258,12 +239,33 @@ def main(argv=None):
   matmul, matmul_flops = make_matmul(args.matmul_size)
   results = []
   for name in names:
-    r = bench_config(name, CONFIGS[name], args.batch, dtype, args.warmup, args.repeats, matmul,
-                     matmul_flops)
-    results.append(r)
-    print(f"{name}: {r['params'] / 1e6:.2f}M params; compile train {r['train_compile_s']:.1f} s, "
-          f"forward {r['fwd_compile_s']:.1f} s; init {r['init_compile_and_run_s']:.1f} s",
+    info, ops = jax_case(name, CONFIGS[name], args.batch, dtype)
+    calls = {"fwd": ops["fwd"], "mm": matmul, "train": ops["train"], "mm2": matmul}
+    if args.torch:
+      t_info, t_ops = torch_case(name, CONFIGS[name], args.batch)
+      t_mm = torch_matmul(args.matmul_size)
+      calls.update({"torch_fwd": t_ops["fwd"], "torch_mm": t_mm, "torch_train": t_ops["train"],
+                    "torch_mm2": t_mm})
+    print(f"{name}: {info['params'] / 1e6:.2f}M params; compile train {info['train_compile_s']:.1f}"
+          f" s, forward {info['fwd_compile_s']:.1f} s; timing {args.repeats} interleaved rounds",
           flush=True)
+    times = time_interleaved(calls, args.warmup, args.repeats)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    mm_gflops = matmul_flops / statistics.median(times["mm"] + times["mm2"]) / 1e9
+    r = dict(info, train_step_s=med["train"], train_img_s=args.batch / med["train"],
+             train_gflops=info["train_gflop"] / med["train"], train_times_s=times["train"],
+             fwd_s=med["fwd"], fwd_img_s=args.batch / med["fwd"],
+             fwd_gflops=info["fwd_gflop"] / med["fwd"], fwd_times_s=times["fwd"],
+             matmul_gflops=mm_gflops)
+    r["train_frac_matmul"] = r["train_gflops"] / mm_gflops
+    r["fwd_frac_matmul"] = r["fwd_gflops"] / mm_gflops
+    if args.torch:
+      t_mm = matmul_flops / statistics.median(times["torch_mm"] + times["torch_mm2"]) / 1e9
+      r["torch"] = dict(t_info, train_step_s=med["torch_train"],
+                        train_img_s=args.batch / med["torch_train"], fwd_s=med["torch_fwd"],
+                        fwd_img_s=args.batch / med["torch_fwd"], matmul_gflops=t_mm,
+                        train_times_s=times["torch_train"], fwd_times_s=times["torch_fwd"])
+    results.append(r)
 
   header = (f"{'config':<8} {'params':>7} | {'train img/s':>11} {'GFLOP/step':>10} "
             f"{'GFLOP/s':>8} {'%mm':>4} | {'fwd img/s':>9} {'GFLOP/call':>10} {'GFLOP/s':>8} "
@@ -278,27 +280,19 @@ def main(argv=None):
           f"{r['fwd_img_s']:>9.2f} {r['fwd_gflop']:>10.1f} {r['fwd_gflops']:>8.1f} "
           f"{100 * r['fwd_frac_matmul']:>3.0f}% | {r['matmul_gflops']:>14.1f}")
   print(f"%mm: achieved GFLOP/s (XLA's count) over a {args.matmul_size}^2 float32 matmul's, "
-        "timed right after each call")
-
-  torch_results = []
-  if args.torch:
-    print()
-    for name in names:
-      r = bench_torch(name, CONFIGS[name], args.batch, args.warmup, args.repeats,
-                      args.matmul_size)
-      torch_results.append(r)
-      j = next(x for x in results if x["config"] == name)
-      print(f"torch {name}: {r['params'] / 1e6:.2f}M params | train {r['train_img_s']:.2f} img/s "
-            f"(genjax/torch {j['train_img_s'] / r['train_img_s']:.2f}x) | fwd "
-            f"{r['fwd_img_s']:.2f} img/s (genjax/torch {j['fwd_img_s'] / r['fwd_img_s']:.2f}x) | "
-            f"torch.mm {r['matmul_gflops']:.1f} GFLOP/s vs XLA {j['matmul_gflops']:.1f}",
-            flush=True)
+        "timed in the same rounds")
+  for r in results:
+    if "torch" in r:
+      t = r["torch"]
+      print(f"torch {r['config']}: {t['params'] / 1e6:.2f}M params | train {t['train_img_s']:.2f} "
+            f"img/s (genjax / torch {r['train_img_s'] / t['train_img_s']:.2f}x) | fwd "
+            f"{t['fwd_img_s']:.2f} img/s (genjax / torch {r['fwd_img_s'] / t['fwd_img_s']:.2f}x) "
+            f"| torch.mm {t['matmul_gflops']:.1f} GFLOP/s vs XLA {r['matmul_gflops']:.1f}")
 
   if args.out:
     payload = dict(jax=jax.__version__, platform=device.platform, device=device.device_kind,
                    cpus=os.cpu_count(), python=platform.python_version(),
-                   xla_flags=os.environ.get("XLA_FLAGS", ""), args=vars(args), results=results,
-                   torch_results=torch_results)
+                   xla_flags=os.environ.get("XLA_FLAGS", ""), args=vars(args), results=results)
     with open(args.out, "w") as f:
       json.dump(payload, f, indent=2)
     print(f"wrote {args.out}")
