@@ -161,7 +161,7 @@ def run_row(row: Row, args, trained: dict) -> dict:
   from genjax.training import sampling
   from genjax.training.config import from_section
 
-  workdir = os.path.join(args.out, row.workdir or row.name.replace(" ", "_"))
+  workdir = _workdir(row, args)
   overrides = tuple((k, v.format(out=args.out) if isinstance(v, str) else v)
                     for k, v in row.overrides)
   if workdir not in trained:
@@ -192,6 +192,10 @@ def run_row(row: Row, args, trained: dict) -> dict:
     out[name] = run.method.evaluators[name](state, run.dataset, jax.random.key(args.seed + i),
                                             10_000)
   return out
+
+
+def _workdir(row: Row, args) -> str:
+  return os.path.join(args.out, row.workdir or row.name.replace(" ", "_"))
 
 
 def _slug(name: str) -> str:
@@ -288,7 +292,11 @@ def main(argv=None) -> None:
   if args.resume and os.path.exists(path):
     done = {r["name"]: r for r in json.load(open(path))["rows"]}
   rows = [baseline_row(args.num)]
-  trained: dict = {}
+  trained: dict = {}  # workdir -> (wall s, CPU s) of its training; a resumed run reuses them
+  for row in ROWS:
+    if row.name in done:
+      trained[_workdir(row, args)] = np.array([done[row.name]["train_s"],
+                                               done[row.name]["train_cpu_s"]])
   selected = [r for r in ROWS
               if not args.only or any(s in r.name for s in args.only.split(","))]
   for row in selected:
