@@ -83,6 +83,11 @@ ROWS: list[Row] = [
         _o(sampling__sampler="ddim", sampling__steps=50), workdir="ddpm"),
     Row("DDPM (ancestral, T=1000)", "configs/ddpm.py", 1000,
         _o(sampling__sampler="ddpm"), workdir="ddpm"),
+    Row("DDPM, the foundation issue's reference recipe (DDIM-50)", "configs/ddpm.py", 50,
+        _o(model__ch=32, model__ch_mult=(1, 2), model__num_res_blocks=2, model__attn_resolutions=(),
+           model__dropout=0.0, optim__learning_rate=2e-4, optim__warmup_steps=0,
+           optim__schedule="constant", training__num_steps=1_000_000,
+           sampling__sampler="ddim", sampling__steps=50)),
     Row("DDPM (DPM-Solver-2 multistep, logSNR)", "configs/ddpm.py", 20,
         _o(sampling__sampler="dpm-solver-2", sampling__steps=20, sampling__dpm_method="multistep",
            sampling__dpm_skip_type="logSNR"), workdir="ddpm"),
@@ -282,7 +287,8 @@ def main(argv=None) -> None:
   p.add_argument("--only", default="", help="comma-separated substrings of row names to run")
   p.add_argument("--out", default=os.path.join(ROOT, "runs", "quality"))
   p.add_argument("--resume", action="store_true",
-                 help="keep the rows already in --out/quality.json and run only the others")
+                 help="keep the rows already in --out/quality.json (in the table, whether "
+                 "--only selects them or not) and run only the missing selected ones")
   p.add_argument("--quiet", action="store_true")
   args = p.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
@@ -297,11 +303,16 @@ def main(argv=None) -> None:
     if row.name in done:
       trained[_workdir(row, args)] = np.array([done[row.name]["train_s"],
                                                done[row.name]["train_cpu_s"]])
-  selected = [r for r in ROWS
-              if not args.only or any(s in r.name for s in args.only.split(","))]
-  for row in selected:
-    rows.append(done[row.name] if row.name in done else run_row(row, args, trained))
-    print(json.dumps(rows[-1], default=float), flush=True)
+  selected = {r.name for r in ROWS
+              if not args.only or any(sub in r.name for sub in args.only.split(","))}
+  for row in ROWS:
+    if row.name in done:  # only with --resume
+      rows.append(done[row.name])
+    elif row.name in selected:
+      rows.append(run_row(row, args, trained))
+      print(json.dumps(rows[-1], default=float), flush=True)
+    else:
+      continue
     write_outputs(rows, args)  # a partial table survives an interruption
   print(write_outputs(rows, args))
 
