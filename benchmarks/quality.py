@@ -81,6 +81,8 @@ _PRIOR = "{out}/%s/stage1"
 ROWS: list[Row] = [
     Row("DDPM (DDIM-50)", "configs/ddpm.py", 50,
         _o(sampling__sampler="ddim", sampling__steps=50), workdir="ddpm"),
+    Row("DDPM (DDIM-50, eta=1)", "configs/ddpm.py", 50,
+        _o(sampling__sampler="ddim", sampling__steps=50, sampling__eta=1.0), workdir="ddpm"),
     Row("DDPM (ancestral, T=1000)", "configs/ddpm.py", 1000,
         _o(sampling__sampler="ddpm"), workdir="ddpm"),
     Row("DDPM, the foundation issue's reference recipe (DDIM-50)", "configs/ddpm.py", 50,
