@@ -40,7 +40,6 @@ def trained_model(workdir: str | None, train_steps: int):
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     run_lib.train_and_evaluate(config, workdir)
   run, state = run_lib.restore(config, workdir)
-  from genjax.diffusion.method import DDPMConfig
   from genjax.diffusion import schedules
   from genjax.nets.build import build_network
   net = build_network(config.model, run.dataset.spec)

@@ -8,7 +8,6 @@ import dataclasses
 from typing import Any, Callable, Mapping, Optional
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 

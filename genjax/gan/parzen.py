@@ -179,4 +179,3 @@ def parzen_on_dataset(samples: np.ndarray, dataset, cfg: ParzenConfig, num: int,
                         cfg.batch_size).to_dict()
   out["units"] = "[0, 1] pixels" if scale else "data units"
   return out
-

@@ -1,10 +1,8 @@
 """The generic trainer: one compile, exact resume, the non-finite guard, clear errors."""
 
 import json
-import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
