@@ -8,7 +8,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from tests.conftest import ROOT, run_python
 
@@ -31,8 +30,8 @@ def test_train_then_sample_digits(tmp_path):
   rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
   assert rows[-1]["step"] == 8 and np.isfinite(rows[-1]["loss"])
 
-  proc = run_python(["sample.py", *TINY, f"--workdir={wd}", "--sampler=ddim", "--steps=5",
-                     "--num=6", "--batch=4"], check=True)
+  run_python(["sample.py", *TINY, f"--workdir={wd}", "--sampler=ddim", "--steps=5",
+              "--num=6", "--batch=4"], check=True)
   npz = np.load(os.path.join(wd, "ddim5_eta0.0.npz"))
   assert npz["samples"].shape == (6, 8, 8, 1) and int(npz["step"]) == 8
   assert os.path.exists(os.path.join(wd, "ddim5_eta0.0.png"))

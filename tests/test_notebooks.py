@@ -5,7 +5,6 @@ any error fails here with the failing cell's traceback. The kernel runs in the r
 with the environment of this process plus the fast-mode switch and the CPU platform.
 """
 
-import os
 import pathlib
 
 import pytest

@@ -22,7 +22,6 @@ Params: ``{..networks.., "codebooks": {level: [K, D]}}``; model state:
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional
 
 import jax

@@ -7,9 +7,8 @@ typed sections here (and by each method's builder), and nothing deeper reads it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 

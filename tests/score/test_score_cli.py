@@ -88,7 +88,6 @@ UNET = {"model.ch": 8, "model.ch_mult": (1,), "model.num_res_blocks": 1,
 ])
 def test_every_sampler_name_runs(config_name, samplers):
   """Each sample.py sampler name of each family, in process, on a tiny untrained network."""
-  import dataclasses
   import jax
   overrides = dict(UNET)
   if config_name == "sde_vp":

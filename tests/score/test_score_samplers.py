@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from genjax import score as S
-from tests.score.gaussian import (C, MU, check_moments, marginal_sample, marginal_score_fn,
+from tests.score.gaussian import (MU, check_moments, marginal_sample, marginal_score_fn,
                                   sigma_score_fn)
 
 N = 4000
