@@ -95,8 +95,7 @@ ROWS: list[Row] = [
            sampling__dpm_skip_type="logSNR"), workdir="ddpm"),
     Row("improved DDPM (cosine, learned variance, L_hybrid; DDIM-50)", "configs/iddpm.py", 50,
         _o(sampling__sampler="ddim", sampling__steps=50)),
-    Row("NCSN (annealed Langevin, 10 levels x 10)", "configs/ncsn.py", 100,
-        _o(sampling__steps=10)),
+    Row("NCSN (annealed Langevin, 10 levels x 100)", "configs/ncsn.py", 1000, workdir="ncsn"),
     Row("VP SDE (PC, 250 steps)", "configs/sde_vp.py", 500, _o(sampling__steps=250),
         workdir="sde_vp"),
     Row("VP SDE (probability-flow ODE, Heun 50)", "configs/sde_vp.py", 100,
@@ -147,15 +146,24 @@ def load_config(path: str, overrides):
 
 
 def _train(config_path: str, overrides, workdir: str, budget_s: float, args) -> tuple:
-  """Trains one run (stopped at ``budget_s``); returns its wall-clock and CPU seconds."""
+  """Trains one run (stopped at ``budget_s``); returns its wall-clock and CPU seconds, which
+  it also records in the workdir so that a rerun reuses the run instead of training on."""
   from genjax.training import run as run_lib
   config = load_config(config_path, overrides + (("training.time_budget_s", budget_s),
                                                  ("training.time_budget_clock", args.clock),
                                                  ("training.progress", not args.quiet),
                                                  ("seed", args.seed)))
+  record = os.path.join(workdir, "bench_train.json")
+  if os.path.exists(record):  # trained by an earlier (interrupted) run of this benchmark
+    r = json.load(open(record))
+    return np.array([r["train_s"], r["train_cpu_s"]])
   t0, c0 = time.time(), time.process_time()
   run_lib.train_and_evaluate(config, workdir)
-  return np.array([time.time() - t0, time.process_time() - c0])
+  secs = np.array([time.time() - t0, time.process_time() - c0])
+  with open(record, "w") as f:
+    json.dump({"train_s": float(secs[0]), "train_cpu_s": float(secs[1]), "budget_s": budget_s,
+               "clock": args.clock}, f)
+  return secs
 
 
 def run_row(row: Row, args, trained: dict) -> dict:
@@ -300,7 +308,7 @@ def main(argv=None) -> None:
   if args.resume and os.path.exists(path):
     done = {r["name"]: r for r in json.load(open(path))["rows"]}
   rows = [baseline_row(args.num)]
-  trained: dict = {}  # workdir -> (wall s, CPU s) of its training; a resumed run reuses them
+  trained: dict = {}  # workdir -> (wall s, CPU s) of its training; kept rows' runs are reused
   for row in ROWS:
     if row.name in done:
       trained[_workdir(row, args)] = np.array([done[row.name]["train_s"],
