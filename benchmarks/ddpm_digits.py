@@ -56,6 +56,7 @@ def variant_config(name: str):
     config.training.num_steps = 1_000_000
   elif name != "default":
     raise ValueError(f"unknown variant {name!r}")
+  config.sampling.sampler, config.sampling.steps, config.sampling.eta = "ddim", 50, 0.0
   config.training.sample_every = 0
   config.training.ckpt_every = 1_000_000
   config.training.progress = False

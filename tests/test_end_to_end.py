@@ -32,9 +32,9 @@ def test_train_then_sample_digits(tmp_path):
 
   run_python(["sample.py", *TINY, f"--workdir={wd}", "--sampler=ddim", "--steps=5",
               "--num=6", "--batch=4"], check=True)
-  npz = np.load(os.path.join(wd, "ddim5_eta0.0.npz"))
+  npz = np.load(os.path.join(wd, "ddim5_eta1.0.npz"))
   assert npz["samples"].shape == (6, 8, 8, 1) and int(npz["step"]) == 8
-  assert os.path.exists(os.path.join(wd, "ddim5_eta0.0.png"))
+  assert os.path.exists(os.path.join(wd, "ddim5_eta1.0.png"))
   run_python(["sample.py", *TINY, f"--workdir={wd}", "--sampler=ddpm", "--num=4"], check=True)
   assert np.load(os.path.join(wd, "ddpm.npz"))["samples"].shape == (4, 8, 8, 1)
 
