@@ -18,7 +18,7 @@ real-against-real floor: digits-train images scored the same way (mean over rand
 
 Writes into ``--out``: ``quality.json``, ``quality.md`` (three tables for the README: every
 family; the autoencoders' reconstruction / ELBO / IWAE; the Parzen figures) and
-``<row>/samples.png`` (a grid of the row's first 64 samples).
+``samples/<row>.png`` (a grid of each row's first 64 samples).
 
 Adding a model family is one line in ``ROWS``. Rows that share a ``workdir`` share one
 training run (e.g. DDIM-50 and ancestral sampling of one DDPM); a row with a ``stage1`` trains
@@ -191,7 +191,7 @@ def run_row(row: Row, args, trained: dict) -> dict:
   samples = sampling.generate(run.method, state.ema_params, jax.random.key(args.seed), args.num,
                               args.batch, progress=not args.quiet)
   sample_s = time.time() - t0
-  viz.save_image_grid(samples[:64], os.path.join(args.out, _slug(row.name), "samples.png"))
+  viz.save_image_grid(samples[:64], os.path.join(args.out, "samples", _slug(row.name) + ".png"))
   finite = bool(np.all(np.isfinite(samples)))
   samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
   q = sample_quality(samples, baseline=False)
