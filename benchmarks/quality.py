@@ -79,8 +79,8 @@ _PRIOR = "{out}/%s/stage1"
 # samplers; VAE, beta-VAE, VQ-VAE with its prior; GANs). Families add their rows as they land.
 # TD-VAE is absent: it models sequences, and its samples are rollouts, not digits.
 ROWS: list[Row] = [
-    Row("DDPM (DDIM-50)", "configs/ddpm.py", 50,
-        _o(sampling__sampler="ddim", sampling__steps=50), workdir="ddpm"),
+    Row("DDPM (DDIM-50, eta=0)", "configs/ddpm.py", 50,
+        _o(sampling__sampler="ddim", sampling__steps=50, sampling__eta=0.0), workdir="ddpm"),
     Row("DDPM (DDIM-50, eta=1)", "configs/ddpm.py", 50,
         _o(sampling__sampler="ddim", sampling__steps=50, sampling__eta=1.0), workdir="ddpm"),
     Row("DDPM (ancestral, T=1000)", "configs/ddpm.py", 1000,
@@ -89,12 +89,12 @@ ROWS: list[Row] = [
         _o(model__ch=32, model__ch_mult=(1, 2), model__num_res_blocks=2, model__attn_resolutions=(),
            model__dropout=0.0, optim__learning_rate=2e-4, optim__warmup_steps=0,
            optim__schedule="constant", training__num_steps=1_000_000,
-           sampling__sampler="ddim", sampling__steps=50)),
+           sampling__sampler="ddim", sampling__steps=50, sampling__eta=0.0)),
     Row("DDPM (DPM-Solver-2 multistep, logSNR)", "configs/ddpm.py", 20,
         _o(sampling__sampler="dpm-solver-2", sampling__steps=20, sampling__dpm_method="multistep",
            sampling__dpm_skip_type="logSNR"), workdir="ddpm"),
     Row("improved DDPM (cosine, learned variance, L_hybrid; DDIM-50)", "configs/iddpm.py", 50,
-        _o(sampling__sampler="ddim", sampling__steps=50)),
+        _o(sampling__sampler="ddim", sampling__steps=50, sampling__eta=0.0)),
     Row("NCSN (annealed Langevin, 10 levels x 100)", "configs/ncsn.py", 1000, workdir="ncsn"),
     Row("VP SDE (PC, 250 steps)", "configs/sde_vp.py", 500, _o(sampling__steps=250),
         workdir="sde_vp"),
