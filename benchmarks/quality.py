@@ -7,8 +7,9 @@ Each row trains one model family with its config as shipped, stopped at ``--budg
 seconds of this process (``training.time_budget_s`` on the ``process`` clock: compilation
 included, and a budget that other jobs on the machine do not eat; ``--clock wall`` for
 wall-clock seconds) or at the config's ``num_steps``, whichever comes first; samples ``--num``
-digits from the EMA params and scores them in the digits classifier's feature space (``genjax.metrics.sample_quality``): FD and KID against the 270 test digits, the
-Inception-style score of the classifier (IS, max 10), precision and recall (k=3), plus NFE
+digits from the EMA params and scores them in the digits classifier's feature space
+(``genjax.metrics.sample_quality``): FD and KID against the 270 test digits, the Inception-style
+score of the classifier (IS, max 10), precision and recall (k=3), plus NFE
 (network evaluations per sample) and the training and sampling times. Every row also gets the
 Parzen-window test log-likelihood of Goodfellow et al. (Table 1; kernel density on the same
 samples, bandwidth chosen on 500 train digits, [0, 1] pixels), and rows that list ``evals``
