@@ -252,19 +252,15 @@ def build_gan(config, spec: DataSpec) -> Method:
         g=optim_lib.make_optimizer(dataclasses.replace(optim_cfg, **overrides_g), num_steps),
         d=optim_lib.make_optimizer(dataclasses.replace(optim_cfg, **overrides_d), num_steps))
 
-  def generate_many(g_params, key, num, chunk=1000):
-    fn = jax.jit(lambda p, k: sample(p, k, min(chunk, num)))
-    out = [np.asarray(jax.device_get(fn(g_params, jax.random.fold_in(key, i))))
-           for i in range(-(-num // min(chunk, num)))]
-    return np.concatenate(out)[:num]
-
   evaluators = {}
   if model.modes is not None:
     centers, sigma = model.modes
 
     def eval_modes(state, dataset, key, num):
       """The 8-Gaussians protocol on ``gan.mode_eval_samples`` EMA-G samples."""
-      samples = generate_many(state.ema_params, key, cfg.mode_eval_samples)
+      from genjax.training.sampling import generate  # the one sharded sampling loop
+      samples = generate(method, state.ema_params, key, cfg.mode_eval_samples, 1000,
+                         progress=False)
       stats = diagnostics.mode_statistics(samples, centers, sigma, cfg.mode_num_std,
                                           cfg.mode_min_fraction)
       return {"modes_covered": int(stats["modes_covered"]),
@@ -279,12 +275,13 @@ def build_gan(config, spec: DataSpec) -> Method:
   if spec.kind == "points":
     plot = _make_plot(model.discriminate, cfg.loss, model.modes, cfg)
 
-  return Method(
+  method = Method(
       name="gan", init=model.init, sample=sample,
       train_step=algorithm.make_train_step(model.d_loss_fn, model.g_loss_fn, cfg.k),
       make_optimizer=make_optimizer, init_opt_state=algorithm.init_opt_state,
       batches_per_step=cfg.k + 1, ema_filter=lambda params: params["g"],
       plot_samples=plot, evaluators=evaluators)
+  return method
 
 
 def _make_plot(discriminate, loss: str, modes, cfg: GANConfig):
