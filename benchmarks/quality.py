@@ -198,7 +198,7 @@ def run_row(row: Row, args, trained: dict) -> dict:
   q = sample_quality(samples, baseline=False)
   pz = parzen.parzen_on_dataset(samples, run.dataset,
                                 from_section(parzen.ParzenConfig, config.parzen, where="parzen"),
-                                num=10_000, image=True)
+                                num=10_000, image=run.dataset.spec.kind == "image")
   out = {"name": row.name, "config": row.config, "nfe": row.nfe,
          "train_steps": int(jax.device_get(state.step)), "train_s": float(trained[workdir][0]),
          "train_cpu_s": float(trained[workdir][1]),
