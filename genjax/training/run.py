@@ -87,6 +87,41 @@ def restore(config, workdir: str, step: Optional[int] = None) -> tuple[Run, Trai
   return run, state.from_checkpoint_items(items)
 
 
+def load_trained(workdir: str, step: Optional[int] = None):
+  """Restores a finished run from its workdir alone, for use inside another run.
+
+  A distillation student, a ControlNet or a guided sampler needs a pretrained teacher / base /
+  classifier; they name its workdir in their config, and this rebuilds the teacher from the
+  ``config.json`` that ``train_and_evaluate`` wrote there (overrides included).
+
+  Args:
+    workdir: a training run's workdir (holds ``config.json`` and ``checkpoints/``).
+    step: checkpoint step (default: the latest).
+
+  Returns:
+    ``(config, run, state)``: the teacher's ConfigDict, its :class:`Run` (method, dataset
+    spec, ...) and its restored :class:`TrainState` (use ``state.ema_params`` to sample).
+
+  Raises:
+    CheckpointError: no ``config.json`` or no checkpoint in ``workdir``.
+  """
+  import json
+
+  import ml_collections
+
+  from genjax.training.checkpoint import CheckpointError
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise CheckpointError(
+        f"{os.path.abspath(path)} does not exist: {workdir!r} is not a genjax training run. "
+        "Train the pretrained model first with `python train.py --config=... "
+        f"--workdir={workdir}`.")
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  run, state = restore(config, workdir, step)
+  return config, run, state
+
+
 def _with_sharding(tree, mesh):
   from jax.sharding import NamedSharding, PartitionSpec as P
   rep = NamedSharding(mesh, P())

@@ -2,6 +2,7 @@
 
 import os
 
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -68,3 +69,24 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
   assert damaged
   with pytest.raises(CheckpointError, match=r"step 4 .* corrupt"):
     run_lib.restore(config, wd)
+
+
+def test_load_trained_rebuilds_a_run_from_its_workdir(tmp_path):
+  """What a distillation student / ControlNet uses: config.json (with overrides) + checkpoint."""
+  from configs import ddpm_2d
+  config = ddpm_2d.get_config()
+  config.model.hidden = 24  # an override that only config.json remembers
+  config.data.num_points, config.data.num_test_points = 256, 64
+  t = config.training
+  t.batch_size, t.num_steps, t.log_every, t.sample_every, t.ckpt_every = 8, 2, 2, 0, 2
+  t.progress, t.tensorboard = False, False
+  wd = str(tmp_path / "run")
+  trained = run_lib.train_and_evaluate(config, wd)
+  loaded_config, run, state = run_lib.load_trained(wd)
+  assert loaded_config.model.hidden == 24 and run.method.name == "ddpm"
+  assert int(state.step) == 2
+  np.testing.assert_array_equal(
+      np.concatenate([np.ravel(a) for a in jax.tree.leaves(state.ema_params)]),
+      np.concatenate([np.ravel(a) for a in jax.tree.leaves(trained.ema_params)]))
+  with pytest.raises(CheckpointError, match="not a genjax training run"):
+    run_lib.load_trained(str(tmp_path / "nowhere"))
