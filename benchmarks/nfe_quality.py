@@ -2,6 +2,10 @@
 
   python benchmarks/nfe_quality.py --out runs/nfe_quality                       # 2-D + digits
   python benchmarks/nfe_quality.py --datasets swiss_roll --nfes 10,20,50,100,1000 --num 2000
+  python benchmarks/nfe_quality.py --datasets digits --nfes 1000 --samplers EDM-Heun --resume
+
+``--resume`` keeps the cells already in ``--out/nfe_quality.json`` and runs only the missing
+ones; ``--samplers`` restricts the rows (comma-separated names from the table below).
 
 For each dataset this trains (or reuses, from ``--out/<dataset>_{vp,edm}``) two models with the
 repo's configs: a VP score SDE (``configs/sde_2d.py`` / ``configs/sde_vp.py``) and an EDM
@@ -143,13 +147,21 @@ def run_dataset(dataset, args):
     floor = {"fd": base["fd"], "fd_std": base.get("fd_std", 0.0)}
   print(json.dumps({"dataset": dataset, "floor": floor}), flush=True)
   cache = {}
+  if args.resume:  # keep what an earlier run of the same cells measured
+    for old in args.previous:
+      if old["dataset"] == dataset and old["num_samples"] == args.num:
+        rows.extend(old["rows"])
+  done = {(r["sampler"], r["nfe_target"]) for r in rows}
   result = {"dataset": dataset, "floor": floor, "rows": rows,
             "train_s": {k: round(v[2], 1) for k, v in models.items()},
             "train_steps": args.train_steps, "num_samples": args.num}
-  for sampler in SAMPLERS:
+  for sampler in args.samplers:
     kind = "edm" if sampler == "EDM-Heun" else "vp"
     cfg_name, workdir, _ = models[kind]
     for nfe in args.nfes:
+      if (sampler, nfe) in done:
+        print(f"[{dataset}] {sampler} NFE {nfe}: kept from {args.out}", flush=True)
+        continue
       steps = _steps_for(sampler, nfe)
       config = _config(cfg_name, dict(common, **_sampler_overrides(sampler, steps)))
       if (kind, workdir) not in cache:
@@ -233,8 +245,21 @@ def main():
   p.add_argument("--train_steps", type=int, default=5000)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="runs/nfe_quality")
+  p.add_argument("--samplers", default=",".join(SAMPLERS),
+                 help="comma-separated rows to run: " + ", ".join(SAMPLERS))
+  p.add_argument("--resume", action="store_true",
+                 help="keep the cells already in --out/nfe_quality.json; run only the others")
   args = p.parse_args()
   args.nfes = [int(n) for n in args.nfes.split(",")]
+  args.samplers = [s.strip() for s in args.samplers.split(",")]
+  unknown = sorted(set(args.samplers) - set(SAMPLERS))
+  if unknown:
+    p.error(f"unknown --samplers {unknown}; valid: {', '.join(SAMPLERS)}")
+  previous_path = os.path.join(args.out, "nfe_quality.json")
+  args.previous = []
+  if args.resume and os.path.exists(previous_path):
+    with open(previous_path) as f:
+      args.previous = json.load(f)
   os.makedirs(args.out, exist_ok=True)
   results = []
   for ds in args.datasets.split(","):

@@ -21,8 +21,6 @@ config file. Its EMA params are what is frozen (those the trainer samples with).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import json
 import math
 import os
 from typing import Callable, Optional
@@ -102,22 +100,6 @@ def code_nll(logits: Array, codes: Array) -> Array:
   return -jnp.sum(picked, axis=(1, 2))
 
 
-def load_config_file(path: str):
-  """An ml_collections config from a ``config.json`` written by train.py or a config file."""
-  import ml_collections
-  if not os.path.exists(path):
-    raise ValueError(f"First-stage config {path!r} does not exist. Train the VQ-VAE first "
-                     f"(python train.py --config=configs/vqvae2.py --workdir=WORKDIR) and set "
-                     f"--config.prior.vqvae_workdir=WORKDIR.")
-  if path.endswith(".json"):
-    with open(path) as f:
-      return ml_collections.ConfigDict(json.load(f))
-  spec = importlib.util.spec_from_file_location("_genjax_stage1_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
 def load_first_stage(prior: PriorConfig, spec: DataSpec):
   """Restores the first stage: ``(stage config, VQModel, AutoencoderModel, EMA params)``."""
   if not prior.vqvae_workdir:
@@ -125,7 +107,11 @@ def load_first_stage(prior: PriorConfig, spec: DataSpec):
                      "vqvae2 run, e.g. --config.prior.vqvae_workdir=runs/vqvae2.")
   from genjax.training import run as run_lib  # pylint: disable=g-import-not-at-top
   path = prior.vqvae_config or os.path.join(prior.vqvae_workdir, "config.json")
-  stage_cfg = load_config_file(path)
+  if not os.path.exists(path):
+    raise ValueError(f"First-stage config {path!r} does not exist. Train the VQ-VAE first "
+                     f"(python train.py --config=configs/vqvae2.py --workdir=WORKDIR) and set "
+                     f"--config.prior.vqvae_workdir=WORKDIR.")
+  stage_cfg = run_lib.load_config(path)
   if stage_cfg.method not in ("vqvae", "vqvae2"):
     raise ValueError(f"config.prior.vqvae_workdir must hold a vqvae or vqvae2 run; its config "
                      f"says method={stage_cfg.method!r}.")

@@ -87,37 +87,54 @@ def restore(config, workdir: str, step: Optional[int] = None) -> tuple[Run, Trai
   return run, state.from_checkpoint_items(items)
 
 
-def load_trained(workdir: str, step: Optional[int] = None):
-  """Restores a finished run from its workdir alone, for use inside another run.
-
-  A distillation student, a ControlNet or a guided sampler needs a pretrained teacher / base /
-  classifier; they name its workdir in their config, and this rebuilds the teacher from the
-  ``config.json`` that ``train_and_evaluate`` wrote there (overrides included).
-
-  Args:
-    workdir: a training run's workdir (holds ``config.json`` and ``checkpoints/``).
-    step: checkpoint step (default: the latest).
-
-  Returns:
-    ``(config, run, state)``: the teacher's ConfigDict, its :class:`Run` (method, dataset
-    spec, ...) and its restored :class:`TrainState` (use ``state.ema_params`` to sample).
+def load_config(path: str):
+  """An ml_collections config from a run's ``config.json`` or from a ``get_config()`` file.
 
   Raises:
-    CheckpointError: no ``config.json`` or no checkpoint in ``workdir``.
+    CheckpointError: ``path`` does not exist.
   """
   import json
 
   import ml_collections
 
   from genjax.training.checkpoint import CheckpointError
-  path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise CheckpointError(
-        f"{os.path.abspath(path)} does not exist: {workdir!r} is not a genjax training run. "
-        "Train the pretrained model first with `python train.py --config=... "
-        f"--workdir={workdir}`.")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+        f"{os.path.abspath(path)} does not exist. A pretrained run's workdir holds the "
+        "config.json that train.py wrote; train it first with `python train.py --config=... "
+        "--workdir=WORKDIR`.")
+  if path.endswith(".json"):
+    with open(path) as f:
+      return ml_collections.ConfigDict(json.load(f))
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("_genjax_loaded_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def load_trained(workdir: str, config_path: Optional[str] = None, step: Optional[int] = None):
+  """Restores a finished run from its workdir, for use inside another run.
+
+  A distillation student, a ControlNet, a guided sampler or a second stage needs a pretrained
+  teacher / base / classifier / first stage; its config names that run's workdir, and this
+  rebuilds it from the ``config.json`` that ``train_and_evaluate`` wrote there (overrides
+  included), or from ``config_path``.
+
+  Args:
+    workdir: a training run's workdir (holds ``config.json`` and ``checkpoints/``).
+    config_path: the run's config (``.json`` or a config file); default
+      ``<workdir>/config.json``.
+    step: checkpoint step (default: the latest).
+
+  Returns:
+    ``(config, run, state)``: the pretrained run's ConfigDict, its :class:`Run` (method,
+    dataset spec, ...) and its restored :class:`TrainState` (``state.ema_params`` to sample).
+
+  Raises:
+    CheckpointError: no config or no checkpoint in ``workdir``, or a corrupt one.
+  """
+  config = load_config(config_path or os.path.join(workdir, "config.json"))
   run, state = restore(config, workdir, step)
   return config, run, state
 

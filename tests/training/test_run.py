@@ -88,5 +88,5 @@ def test_load_trained_rebuilds_a_run_from_its_workdir(tmp_path):
   np.testing.assert_array_equal(
       np.concatenate([np.ravel(a) for a in jax.tree.leaves(state.ema_params)]),
       np.concatenate([np.ravel(a) for a in jax.tree.leaves(trained.ema_params)]))
-  with pytest.raises(CheckpointError, match="not a genjax training run"):
+  with pytest.raises(CheckpointError, match="does not exist"):
     run_lib.load_trained(str(tmp_path / "nowhere"))
