@@ -2,6 +2,7 @@
 
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --sampler=ddim --steps=50 --num=64
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --sampler=ddpm   # all T steps
+    python sample.py --config=configs/iddpm.py --workdir=runs/iddpm --sampler=ddpm --respacing=50
 
 Loads the latest checkpoint (or --step) from --workdir, samples with the EMA params and writes a
 PNG grid and an .npz of the samples into --workdir (or --out). The config must be the one the
@@ -21,6 +22,8 @@ flags.DEFINE_string("workdir", None, "The training run's workdir.")
 flags.DEFINE_string("sampler", None, "Sampler (overrides config.sampling.sampler): ddpm | ddim.")
 flags.DEFINE_integer("steps", None, "Sampling steps (overrides config.sampling.steps).")
 flags.DEFINE_float("eta", None, "DDIM eta (overrides config.sampling.eta).")
+flags.DEFINE_string("respacing", None, "Respaced ancestral sampling for --sampler=ddpm "
+                    "(improved DDPM): '50', '10,20,30' or 'ddim50' (config.sampling.respacing).")
 flags.DEFINE_integer("num", 64, "Number of samples.")
 flags.DEFINE_integer("batch", 256, "Samples generated per jitted call.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
@@ -45,7 +48,8 @@ def main(argv):
   from genjax.training.checkpoint import CheckpointError
 
   config = FLAGS.config
-  overrides = {"sampler": FLAGS.sampler, "steps": FLAGS.steps, "eta": FLAGS.eta}
+  overrides = {"sampler": FLAGS.sampler, "steps": FLAGS.steps, "eta": FLAGS.eta,
+               "respacing": FLAGS.respacing}
   for k, v in overrides.items():
     if v is not None:
       if "sampling" not in config or k not in config.sampling:

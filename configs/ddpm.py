@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
   sampling.dpm_method = "singlestep"      # singlestep | multistep
   sampling.dpm_skip_type = "time_uniform"  # time_uniform | logSNR | time_quadratic
   sampling.dpm_denoise = False
+  sampling.respacing = ""                 # ddpm sampler: "" (all T) | "N" | "n1,n2,.." | "ddimN"
 
   config.training.batch_size = 64
   config.training.num_steps = 2_000

@@ -60,6 +60,8 @@ from genjax.diffusion.schedules import (
     get_beta_schedule,
     get_schedule,
     make_schedule,
+    respace,
+    space_timesteps,
 )
 from genjax.diffusion.timestep_sampling import (
     TIMESTEP_SAMPLERS,
@@ -116,7 +118,9 @@ __all__ = [
     "q_posterior_mean_variance",
     "q_sample",
     "quarter_metrics",
+    "respace",
     "sample_timesteps",
+    "space_timesteps",
     "split_learned_output",
     "trajectory_steps",
     "unpack_model_output",

@@ -70,7 +70,8 @@ class SamplingConfig:
   """The ``config.sampling`` section (also set by sample.py's flags).
 
   Attributes:
-    sampler: ddpm (ancestral, all T steps) | ddim | dpm-solver-1 | dpm-solver-2 | dpm-solver-3.
+    sampler: ddpm (ancestral; all T steps, or the respaced chain of ``respacing``) | ddim |
+      dpm-solver-1 | dpm-solver-2 | dpm-solver-3.
     steps: DDIM steps (a strided subsequence of the T timesteps), or DPM-Solver's number of
       network evaluations (NFE).
     eta: DDIM stochasticity (0: deterministic; 1: ancestral with beta-tilde).
@@ -78,6 +79,10 @@ class SamplingConfig:
     dpm_method: DPM-Solver singlestep ("DPM-Solver-fast") | multistep.
     dpm_skip_type: DPM-Solver step spacing: time_uniform | logSNR | time_quadratic.
     dpm_denoise: end DPM-Solver with one x0-prediction step from t = 1/T (one more NFE).
+    respacing: the ddpm sampler's kept steps, improved-diffusion's ``timestep_respacing``:
+      "" (all T), "N", "n1,n2,..." (per section) or "ddimN" (Nichol & Dhariwal 2021 Sec. 4;
+      the learned variance is reinterpreted on the respaced chain, see
+      :func:`genjax.diffusion.schedules.respace`).
   """
   sampler: str = "ddim"
   steps: int = 50
@@ -86,6 +91,7 @@ class SamplingConfig:
   dpm_method: str = "singlestep"
   dpm_skip_type: str = "time_uniform"
   dpm_denoise: bool = False
+  respacing: str = ""
 
 
 def make_eps_fn(apply_fn, params, sched, parameterization: str, y=None, learned: bool = False):
@@ -118,6 +124,10 @@ def sample_images(eps_fn, sched, key, shape, sampling: SamplingConfig, clip_x0, 
   schedule at fractional steps); for eps networks ``eps_fn`` is used.
   """
   if sampling.sampler == "ddpm":
+    if sampling.respacing:
+      sched, timestep_map = schedules.respace(
+          sched, schedules.space_timesteps(sched.num_timesteps, sampling.respacing))
+      eps_fn = _call_at(eps_fn, jnp.asarray(timestep_map))
     return samplers.ddpm_sample(eps_fn, sched, key, shape, var_type=var_type, clip_x0=clip_x0)
   if sampling.sampler == "ddim":
     return samplers.ddim_sample(eps_fn, sched, key, shape, num_steps=sampling.steps,
@@ -143,6 +153,11 @@ def sample_images(eps_fn, sched, key, shape, sampling: SamplingConfig, clip_x0, 
                    f"{', '.join(SAMPLERS)}.")
 
 
+def _call_at(eps_fn, timestep_map):
+  """``eps_fn`` of a respaced chain: its step k is the trained model's step ``timestep_map[k]``."""
+  return lambda x, t: eps_fn(x, timestep_map[t])
+
+
 def _check_configs(cfg: DDPMConfig, sampling: SamplingConfig) -> None:
   """Clear errors for bad config values, before any work."""
   if cfg.parameterization not in gaussian.PARAMETERIZATIONS:
@@ -166,6 +181,8 @@ def _check_configs(cfg: DDPMConfig, sampling: SamplingConfig) -> None:
   if sampling.dpm_method not in ("singlestep", "multistep"):
     raise ValueError(f"sampling.dpm_method must be singlestep or multistep, got "
                      f"{sampling.dpm_method!r}.")
+  if sampling.respacing:
+    schedules.space_timesteps(cfg.num_timesteps, sampling.respacing)  # raises on a bad spec
   if sampling.dpm_skip_type not in ("time_uniform", "logSNR", "time_quadratic"):
     raise ValueError(f"sampling.dpm_skip_type must be time_uniform, logSNR or time_quadratic, "
                      f"got {sampling.dpm_skip_type!r}.")

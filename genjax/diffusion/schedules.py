@@ -235,6 +235,82 @@ def get_schedule(name: str, num_timesteps: int, dtype=jnp.float32, **kw) -> Diff
   return make_schedule(get_beta_schedule(name, num_timesteps, **kw), dtype=dtype)
 
 
+def space_timesteps(num_timesteps: int, section_counts) -> np.ndarray:
+  """The timesteps kept by a respaced sampler (Nichol & Dhariwal 2021, Sec. 4).
+
+  improved-diffusion's ``respace.space_timesteps``, on the same inputs: the T steps are cut into
+  ``len(section_counts)`` equal sections and ``section_counts[i]`` evenly spaced steps (rounded)
+  are taken from section i, so ``"250"`` keeps 250 steps spread over all T, and ``"10,15,20"``
+  keeps 10 from the first third, 15 from the second and 20 from the last. ``"ddimN"`` keeps
+  ``range(0, T, stride)`` for the stride that gives exactly N steps (the DDIM paper's spacing).
+
+  Args:
+    num_timesteps: T of the trained model.
+    section_counts: ``"N"``, ``"n1,n2,..."``, ``"ddimN"`` or a sequence of ints.
+
+  Returns:
+    The kept zero-based timesteps, int64, increasing.
+
+  Raises:
+    ValueError: a section asks for more steps than it has, or no stride gives ``ddimN``.
+  """
+  if isinstance(section_counts, str):
+    text = section_counts.strip()
+    if text.startswith("ddim"):
+      desired = int(text[len("ddim"):])
+      for stride in range(1, num_timesteps):
+        if len(range(0, num_timesteps, stride)) == desired:
+          return np.arange(0, num_timesteps, stride, dtype=np.int64)
+      raise ValueError(f"Respacing {text!r}: no integer stride gives exactly {desired} of "
+                       f"T={num_timesteps} steps; use a plain count such as '{desired}'.")
+    try:
+      section_counts = [int(c) for c in text.split(",")]
+    except ValueError:
+      raise ValueError(f"Respacing {section_counts!r} is not 'N', 'n1,n2,...' or 'ddimN'.") from None
+  counts = [int(c) for c in section_counts]
+  if not counts or min(counts) < 1:
+    raise ValueError(f"Respacing section counts must be positive integers, got {counts}.")
+  size_per, extra = divmod(num_timesteps, len(counts))
+  start, kept = 0, []
+  for i, count in enumerate(counts):
+    size = size_per + (1 if i < extra else 0)
+    if size < count:
+      raise ValueError(f"Respacing: section {i} has {size} of T={num_timesteps} steps, cannot "
+                       f"take {count} from it.")
+    frac_stride = 1 if count <= 1 else (size - 1) / (count - 1)
+    kept += [start + round(j * frac_stride) for j in range(count)]
+    start += size
+  return np.unique(np.asarray(kept, dtype=np.int64))
+
+
+def respace(sched: DiffusionSchedule, use_timesteps) -> tuple[DiffusionSchedule, np.ndarray]:
+  """The schedule of the Markov chain that visits only ``use_timesteps`` (Nichol & Dhariwal 2021,
+  Sec. 4, "Improving sampling speed").
+
+  Keeping ``abar`` at the kept steps S_1 < ... < S_K fixes the new betas:
+  ``beta_{S_k} = 1 - abar_{S_k} / abar_{S_{k-1}}`` (``abar_{S_0} = 1``), and with them every
+  posterior coefficient, ``beta~`` and the learned-variance range ``[beta~, beta]`` of eq. 15, so
+  a model trained with T steps samples in K (improved-diffusion's ``SpacedDiffusion``). The
+  network must be called at the original timestep ``timestep_map[k]`` for the new index k.
+
+  Args:
+    sched: the trained model's schedule (T steps).
+    use_timesteps: the kept zero-based timesteps, e.g. from :func:`space_timesteps`.
+
+  Returns:
+    ``(spaced schedule with K steps, timestep_map int32 [K])``.
+  """
+  keep = np.unique(np.asarray(use_timesteps, dtype=np.int64))
+  if keep.size == 0 or keep[0] < 0 or keep[-1] >= sched.num_timesteps:
+    raise ValueError(f"use_timesteps must be non-empty and inside [0, {sched.num_timesteps}), got "
+                     f"{keep[:3]}...{keep[-3:]}.")
+  # 1 - abar_{S_k} / abar_{S_{k-1}} = 1 - prod_{S_{k-1} < i <= S_k} (1 - beta_i), in float64 from
+  # the betas (a ratio of stored float32 abar would lose digits where abar is small).
+  log_abar = np.cumsum(np.log1p(-np.asarray(sched.betas, dtype=np.float64)))[keep]
+  betas = -np.expm1(np.diff(log_abar, prepend=0.0))
+  return make_schedule(betas, dtype=sched.betas.dtype), keep.astype(np.int32)
+
+
 def extract(arr: jax.Array, t: jax.Array, x_shape) -> jax.Array:
   """Gathers ``arr[t]`` and reshapes it to broadcast against ``x``.
 

@@ -308,13 +308,94 @@ def test_method_samplers_with_learned_variance(parameterization):
   assert params["dense_out"]["kernel"].shape[-1] == 4  # 2C outputs
   loss, metrics = jax.jit(method.loss)(params, batch, jax.random.key(1))
   assert np.isfinite(float(loss)) and "vb" in metrics
-  for sampler in ("ddpm", "ddim", "dpm-solver-2"):
-    config.sampling.sampler = sampler
+  outs = {}
+  for sampler, respacing in (("ddpm", ""), ("ddpm", "10"), ("ddpm", "4"), ("ddim", ""),
+                             ("dpm-solver-2", "")):
+    config.sampling.sampler, config.sampling.respacing = sampler, respacing
     config.sampling.steps = 4
     m = build_ddpm(config, DataSpec(shape=(2,), kind="points"))
     x = jax.jit(m.sample, static_argnums=2)(params, jax.random.key(2), 3)
     assert x.shape == (3, 2) and np.all(np.isfinite(np.asarray(x)))
+    outs[sampler, respacing] = np.asarray(x)
+  # Respacing that keeps all T = 10 steps is plain ancestral sampling; 4 steps is not.
+  np.testing.assert_allclose(outs["ddpm", "10"], outs["ddpm", ""], rtol=1e-4, atol=1e-5)
+  assert np.abs(outs["ddpm", "4"] - outs["ddpm", ""]).max() > 1e-3
+  bad = ml_collections.ConfigDict(config.to_dict())
+  bad.sampling.sampler, bad.sampling.respacing = "ddpm", "11"
+  with pytest.raises(ValueError, match="cannot take"):
+    build_ddpm(bad, DataSpec(shape=(2,), kind="points"))
   bad = ml_collections.ConfigDict(config.to_dict())
   bad.sampling.sampler = "dpm-solver-4"
   with pytest.raises(ValueError, match="dpm-solver-3"):
     build_ddpm(bad, DataSpec(shape=(2,), kind="points"))
+
+
+def test_space_timesteps_sections_and_ddim_stride():
+  """improved-diffusion's respace.space_timesteps: its docstring example (300 steps, sections
+  10, 15, 20 over three thirds), 'ddimN', and a plain count."""
+  kept = d.space_timesteps(300, "10,15,20")
+  assert [int(np.sum((kept >= a) & (kept < a + 100))) for a in (0, 100, 200)] == [10, 15, 20]
+  assert {0, 99, 100, 199, 200, 299} <= set(kept.tolist())  # each section from end to end
+  np.testing.assert_array_equal(d.space_timesteps(1000, "ddim50"), np.arange(0, 1000, 20))
+  kept = d.space_timesteps(1000, "250")
+  assert len(kept) == 250 and kept[0] == 0 and kept[-1] == 999
+  np.testing.assert_array_equal(d.space_timesteps(7, [7]), np.arange(7))
+  with pytest.raises(ValueError, match="cannot take"):
+    d.space_timesteps(10, "11")
+  with pytest.raises(ValueError, match="no integer stride"):
+    d.space_timesteps(10, "ddim7")
+
+
+def test_respace_keeps_alphas_cumprod_and_is_identity_on_all_steps():
+  """Nichol & Dhariwal Sec. 4: the respaced chain keeps abar at the kept steps; keeping every
+  step gives the original schedule back."""
+  sched = d.get_schedule("cosine", 100)
+  same, tmap = d.respace(sched, np.arange(100))
+  np.testing.assert_array_equal(tmap, np.arange(100))
+  for name in ("betas", "alphas_cumprod", "posterior_variance", "posterior_mean_coef1",
+               "posterior_mean_coef2", "posterior_log_variance_clipped"):
+    np.testing.assert_allclose(getattr(same, name), getattr(sched, name), rtol=1e-5, atol=1e-7)
+  keep = d.space_timesteps(100, "10")
+  spaced, tmap = d.respace(sched, keep)
+  assert spaced.num_timesteps == 10
+  np.testing.assert_allclose(spaced.alphas_cumprod, np.asarray(sched.alphas_cumprod)[keep],
+                             rtol=3e-5)  # from the float32-stored betas
+  b = np.asarray(spaced.betas)
+  assert np.all((b > 0) & (b <= 1)) and b[0] == pytest.approx(float(sched.betas[0]), rel=1e-5)
+
+
+def test_respaced_ancestral_sampling_of_gaussian_data():
+  """Gaussian data N(mu, s^2), 25 respaced steps of a T = 1000 chain, the network called at the
+  original timesteps. The exact reverse step q(x_{k-1} | x_k) has mean c1 E[x0|x_k] + c2 x_k and
+  variance beta~_k + c1^2 Var[x0|x_k]; given through the learned-range v on the *respaced*
+  [beta~_k, beta_k], ancestral sampling reproduces the data's mean and std. beta~ alone
+  (fixed_small) misses c1^2 Var[x0|x_k] and shrinks the std: why few-step sampling needs the
+  learned variance (Nichol & Dhariwal 2021, Sec. 3.1 and 4)."""
+  mu, s = 0.7, 0.3
+  sched = d.get_schedule("linear", 1000)
+  spaced, tmap = d.respace(sched, d.space_timesteps(1000, "25"))
+  abar = sched.alphas_cumprod
+
+  def eps_exact(x, t):  # t: the trained model's zero-based timesteps
+    a = abar[t][:, None]
+    return jnp.sqrt(1 - a) * (x - jnp.sqrt(a) * mu) / (a * s ** 2 + 1 - a)
+
+  def v_exact(x, k):  # the exact reverse variance as eq. 15's interpolation, in [-1, 1]
+    a = abar[jnp.asarray(tmap)[k]][:, None]
+    var_x0 = s ** 2 * (1 - a) / (a * s ** 2 + 1 - a)
+    c1 = spaced.posterior_mean_coef1[k][:, None]
+    log_small = spaced.posterior_log_variance_clipped[k][:, None]
+    log_large = jnp.log(spaced.betas[k])[:, None]
+    log_var = jnp.log(spaced.posterior_variance[k][:, None] + c1 ** 2 * var_x0)
+    frac = (log_var - log_small) / (log_large - log_small)
+    return jnp.broadcast_to(2 * frac - 1, x.shape)
+
+  def model(x, k):
+    return eps_exact(x, jnp.asarray(tmap)[k]), v_exact(x, k)
+
+  key = jax.random.key(0)
+  x = np.asarray(d.ddpm_sample(model, spaced, key, (20000, 1), var_type="learned_range"))
+  assert abs(x.mean() - mu) < 0.01 and abs(x.std() - s) < 0.01
+  small = np.asarray(d.ddpm_sample(lambda x, k: model(x, k)[0], spaced, key, (20000, 1),
+                                   var_type="fixed_small"))
+  assert small.std() < s - 0.05
