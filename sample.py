@@ -3,6 +3,7 @@
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --sampler=ddim --steps=50 --num=64
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --sampler=ddpm   # all T steps
     python sample.py --config=configs/iddpm.py --workdir=runs/iddpm --sampler=ddpm --respacing=50
+    python sample.py --config=configs/ddpm_cfg.py --workdir=runs/ddpm_cfg --guidance_scale=2
 
 Loads the latest checkpoint (or --step) from --workdir, samples with the EMA params and writes a
 PNG grid and an .npz of the samples into --workdir (or --out). The config must be the one the
@@ -24,6 +25,10 @@ flags.DEFINE_integer("steps", None, "Sampling steps (overrides config.sampling.s
 flags.DEFINE_float("eta", None, "DDIM eta (overrides config.sampling.eta).")
 flags.DEFINE_string("respacing", None, "Respaced ancestral sampling for --sampler=ddpm "
                     "(improved DDPM): '50', '10,20,30' or 'ddim50' (config.sampling.respacing).")
+flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance weight w (overrides "
+                   "config.sampling.guidance_scale; class-conditional models trained with "
+                   "diffusion.cond_drop_prob > 0).")
+flags.DEFINE_integer("label", None, "Class to sample (config.sampling.label; -1: all in turn).")
 flags.DEFINE_integer("num", 64, "Number of samples.")
 flags.DEFINE_integer("batch", 256, "Samples generated per jitted call.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
@@ -49,7 +54,8 @@ def main(argv):
 
   config = FLAGS.config
   overrides = {"sampler": FLAGS.sampler, "steps": FLAGS.steps, "eta": FLAGS.eta,
-               "respacing": FLAGS.respacing}
+               "respacing": FLAGS.respacing, "guidance_scale": FLAGS.guidance_scale,
+               "label": FLAGS.label}
   for k, v in overrides.items():
     if v is not None:
       if "sampling" not in config or k not in config.sampling:

@@ -32,6 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
   diffusion.timestep_sampler = "uniform"  # uniform | loss-second-moment
   diffusion.decoder_bins = 256            # L_0's grid: the papers' 8-bit convention
   diffusion.nll_extra_bins = ()           # --eval=nll also reports bpd_<k>bins, e.g. (17,)
+  diffusion.cond_drop_prob = 0.0          # classifier-free guidance's p_uncond (configs/ddpm_cfg.py)
 
   config.sampling = sampling = ml_collections.ConfigDict()
   sampling.sampler = "ddim"               # ddpm | ddim | dpm-solver-1 | dpm-solver-2 | dpm-solver-3
@@ -45,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   sampling.dpm_skip_type = "time_uniform"  # time_uniform | logSNR | time_quadratic
   sampling.dpm_denoise = False
   sampling.respacing = ""                 # ddpm sampler: "" (all T) | "N" | "n1,n2,.." | "ddimN"
+  sampling.guidance_scale = 0.0           # classifier-free guidance w (needs cond_drop_prob > 0)
+  sampling.label = -1                     # class-conditional models: -1 cycles the classes
 
   config.training.batch_size = 64
   config.training.num_steps = 2_000

@@ -21,7 +21,8 @@ import numpy as np
 import optax
 
 from genjax import viz
-from genjax.diffusion import gaussian, losses, nll, samplers, schedules, timestep_sampling
+from genjax.diffusion import (gaussian, guidance, losses, nll, samplers, schedules,
+                              timestep_sampling)
 from genjax.nets.build import build_network
 from genjax.training.config import from_section
 from genjax.training.method import DataSpec, Method
@@ -52,6 +53,9 @@ class DDPMConfig:
       and the headline --eval=nll ``bpd``: 256, the papers' 8-bit convention.
     nll_extra_bins: more decoder grids that --eval=nll reports as ``bpd_{k}bins`` (e.g. 17 for
       the digits' own 17 grey levels; see genjax.diffusion.nll).
+    cond_drop_prob: p_uncond of classifier-free guidance (Ho & Salimans 2022, Algorithm 1): the
+      fraction of training labels replaced by the null label, so that one network learns both
+      eps(x_t, t, y) and eps(x_t, t). 0 (default) trains a plain conditional model.
   """
   schedule: str = "linear"
   num_timesteps: int = 1000
@@ -63,6 +67,7 @@ class DDPMConfig:
   timestep_sampler: str = "uniform"
   decoder_bins: int = 256
   nll_extra_bins: tuple = ()
+  cond_drop_prob: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +88,10 @@ class SamplingConfig:
       "" (all T), "N", "n1,n2,..." (per section) or "ddimN" (Nichol & Dhariwal 2021 Sec. 4;
       the learned variance is reinterpreted on the respaced chain, see
       :func:`genjax.diffusion.schedules.respace`).
+    guidance_scale: classifier-free guidance weight w (Ho & Salimans 2022 eq. 6; seed eq. 40):
+      eps~ = (1 + w) eps(x, y) - w eps(x); 0 = the conditional model. Needs a class-conditional
+      model trained with ``diffusion.cond_drop_prob > 0``. Used by every sampler.
+    label: the class to sample (class-conditional models); -1 cycles through the classes.
   """
   sampler: str = "ddim"
   steps: int = 50
@@ -92,6 +101,8 @@ class SamplingConfig:
   dpm_skip_type: str = "time_uniform"
   dpm_denoise: bool = False
   respacing: str = ""
+  guidance_scale: float = 0.0
+  label: int = -1
 
 
 def make_eps_fn(apply_fn, params, sched, parameterization: str, y=None, learned: bool = False):
@@ -183,9 +194,30 @@ def _check_configs(cfg: DDPMConfig, sampling: SamplingConfig) -> None:
                      f"{sampling.dpm_method!r}.")
   if sampling.respacing:
     schedules.space_timesteps(cfg.num_timesteps, sampling.respacing)  # raises on a bad spec
+  if not 0.0 <= cfg.cond_drop_prob < 1.0:
+    raise ValueError(f"diffusion.cond_drop_prob must be in [0, 1), got {cfg.cond_drop_prob}.")
   if sampling.dpm_skip_type not in ("time_uniform", "logSNR", "time_quadratic"):
     raise ValueError(f"sampling.dpm_skip_type must be time_uniform, logSNR or time_quadratic, "
                      f"got {sampling.dpm_skip_type!r}.")
+
+
+def _check_conditioning(cfg: DDPMConfig, sampling: SamplingConfig, num_classes: int) -> None:
+  """Guidance and label options need a class-conditional network (clear errors before work)."""
+  if not num_classes:
+    for name, bad in (("diffusion.cond_drop_prob", cfg.cond_drop_prob > 0),
+                      ("sampling.guidance_scale", sampling.guidance_scale != 0),
+                      ("sampling.label", sampling.label >= 0)):
+      if bad:
+        raise ValueError(f"{name} needs a class-conditional network: set "
+                         "config.model.num_classes (-1 takes it from the data).")
+    return
+  if sampling.guidance_scale and cfg.cond_drop_prob <= 0:
+    raise ValueError("sampling.guidance_scale needs a model that also learned eps(x_t, t) with the "
+                     "null label: train with diffusion.cond_drop_prob > 0 (e.g. 0.1; "
+                     "configs/ddpm_cfg.py), or sample with guidance_scale=0.")
+  if sampling.label >= num_classes:
+    raise ValueError(f"sampling.label={sampling.label} is not a class of this model "
+                     f"(0..{num_classes - 1}, or -1 for all classes in turn).")
 
 
 def _output_override(net, spec: DataSpec) -> dict:
@@ -212,6 +244,7 @@ def build_ddpm(config, spec: DataSpec) -> Method:
   num_classes = getattr(net, "num_classes", 0)
   clip = (-1.0, 1.0) if (cfg.clip_x0 and spec.kind == "image") else None
   importance = cfg.timestep_sampler != "uniform"
+  _check_conditioning(cfg, sampling, num_classes)
 
   def model_fn(params, x, t, y, key):
     return net.apply({"params": params}, x, t, y=y, train=True, rngs={"dropout": key})
@@ -232,18 +265,36 @@ def build_ddpm(config, spec: DataSpec) -> Method:
   def eps_fn_of(params, y):
     return make_eps_fn(apply_eval, params, sched, cfg.parameterization, y, learned)
 
+  apply_sample = apply_eval
+  if sampling.guidance_scale:
+    apply_sample = guidance.classifier_free_apply(apply_eval, sampling.guidance_scale,
+                                                  null_label=num_classes,
+                                                  learned_variance=learned)
+
   def sample(params, key, num):
-    y = (jnp.arange(num) % num_classes) if num_classes else None
+    y = None
+    if num_classes:
+      y = (jnp.arange(num) % num_classes if sampling.label < 0
+           else jnp.full((num,), sampling.label))
 
     def out_fn(x, t):  # the raw network output (mean part), any time input
-      out = apply_eval(params, x, t, y)
+      out = apply_sample(params, x, t, y)
       return gaussian.split_learned_output(out)[0] if learned else out
 
-    return sample_images(eps_fn_of(params, y), sched, key, (num, *spec.shape), sampling, clip,
+    eps_fn = make_eps_fn(apply_sample, params, sched, cfg.parameterization, y, learned)
+    return sample_images(eps_fn, sched, key, (num, *spec.shape), sampling, clip,
                          cfg.var_type, out_fn=out_fn, parameterization=cfg.parameterization)
 
-  def drop_label(batch):
-    return batch if num_classes else {k: v for k, v in batch.items() if k != "label"}
+  def drop_label(batch, key):
+    """Unconditional models see no labels; with cond_drop_prob some become the null label.
+    Returns ``(batch, key)``, the key split off when labels are dropped."""
+    if not num_classes:
+      return {k: v for k, v in batch.items() if k != "label"}, key
+    if cfg.cond_drop_prob > 0:
+      key, key_drop = jax.random.split(key)
+      batch = dict(batch, label=guidance.drop_labels(key_drop, batch["label"],
+                                                     cfg.cond_drop_prob, num_classes))
+    return batch, key
 
   loss_kw = dict(var_type=cfg.var_type, vlb_weight=cfg.vlb_weight, num_bins=cfg.decoder_bins)
   loss = train_step = None
@@ -252,14 +303,14 @@ def build_ddpm(config, spec: DataSpec) -> Method:
                                       **loss_kw)
 
     def loss(params, batch, key):
-      return base_loss(params, drop_label(batch), key)
+      return base_loss(params, *drop_label(batch, key))
   else:
     terms_fn = losses.make_ddpm_loss_terms(model_fn, sched, cfg.parameterization, cfg.loss_type,
                                            **loss_kw)
 
     def train_step(state, batch, key):
       """One Adam step on the importance-weighted loss; updates the loss history (Sec. 3.3)."""
-      batch = drop_label(batch)
+      batch, key = drop_label(batch, key)
       key_t, key_loss = jax.random.split(key)
       history = state.model_state["timestep_sampler"]
       probs = timestep_sampling.loss_second_moment_probs(history)

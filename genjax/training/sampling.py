@@ -37,17 +37,22 @@ def generate(method, params, key, num: int, batch: int, mesh=None, progress: boo
 def _tag(config) -> str:
   """File stem naming the sampler and its step count, so that runs with different settings do
   not overwrite each other: ``ddim50_eta0.0``, ``ddpm`` (all T steps), ``pc_1000``,
-  ``dpm-solver-2_20``, ``ddpm_respaced50``; ``samples`` for methods without a sampling section."""
+  ``dpm-solver-2_20``, ``ddpm_respaced50``, ``ddim50_eta1.0_w2.0_label3``; ``samples`` for
+  methods without a sampling section."""
   if "sampling" not in config:
     return "samples"
   s = config.sampling
   tag = s.get("sampler", "samples")
   if tag == "ddim":
-    return f"ddim{s.get('steps')}_eta{s.get('eta')}"
-  if tag == "ddpm" and s.get("respacing"):
-    return f"ddpm_respaced{s.get('respacing')}"
-  if tag != "ddpm" and s.get("steps") is not None:
-    return f"{tag}_{s.get('steps')}"
+    tag = f"ddim{s.get('steps')}_eta{s.get('eta')}"
+  elif tag == "ddpm" and s.get("respacing"):
+    tag = f"ddpm_respaced{s.get('respacing')}"
+  elif tag != "ddpm" and s.get("steps") is not None:
+    tag = f"{tag}_{s.get('steps')}"
+  if s.get("guidance_scale"):
+    tag += f"_w{s.get('guidance_scale')}"
+  if s.get("label") is not None and s.get("label") >= 0:
+    tag += f"_label{s.get('label')}"
   return tag
 
 

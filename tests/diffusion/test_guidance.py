@@ -90,3 +90,63 @@ def test_limits_broadcasting_and_jit():
   g = jax.jit(diffusion.implicit_classifier_grad)(eps_c, eps_u, s1)
   np.testing.assert_allclose(diffusion.classifier_guided_eps(eps_c, g, s1, w), out,
                              rtol=1e-4, atol=1e-4)
+
+
+def test_drop_labels_rate_and_values():
+  """Ho & Salimans Algorithm 1: each label is the null label with probability p_uncond."""
+  y = jnp.arange(20000) % 10
+  out = np.asarray(guidance.drop_labels(jax.random.key(0), y, 0.1, 10))
+  dropped = out == 10
+  assert abs(dropped.mean() - 0.1) < 0.01
+  np.testing.assert_array_equal(out[~dropped], np.asarray(y)[~dropped])
+  np.testing.assert_array_equal(guidance.drop_labels(jax.random.key(0), y, 0.0, 10), y)
+
+
+def test_classifier_free_apply_is_eq6_in_one_call():
+  """One call on [x; x], [y; null] gives (1 + w) out(y) - w out(null); with a learned variance
+  only the mean channels are guided."""
+  calls = []
+
+  def apply_fn(params, x, t, y):  # depends on the label, time and input
+    calls.append(x.shape[0])
+    return params * x + (y[:, None] + 1.0) * jnp.cos(t[:, None] + x)
+
+  x = jax.random.normal(jax.random.key(1), (4, 6))
+  t, y = jnp.arange(4), jnp.array([0, 1, 2, 1])
+  w = 2.5
+  guided = guidance.classifier_free_apply(apply_fn, w, null_label=3)(0.3, x, t, y)
+  assert calls == [8]
+  expect = (1 + w) * apply_fn(0.3, x, t, y) - w * apply_fn(0.3, x, t, jnp.full((4,), 3))
+  np.testing.assert_allclose(guided, expect, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(guidance.classifier_free_apply(apply_fn, 0.0, 3)(0.3, x, 1, y),
+                             apply_fn(0.3, x, jnp.ones(4, jnp.int32), y), rtol=1e-6)
+  learned = guidance.classifier_free_apply(apply_fn, w, 3, learned_variance=True)(0.3, x, t, y)
+  np.testing.assert_allclose(learned[:, :3], expect[:, :3], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(learned[:, 3:], apply_fn(0.3, x, t, y)[:, 3:], rtol=1e-6)
+
+
+def test_cfg_of_exact_models_samples_the_tilted_class():
+  """DDIM with classifier-free guidance of the *exact* eps of the two-class mixture: w = 0 gives
+  class y's distribution, and w > 0 pushes samples away from the other class (the implicit
+  classifier's p(y | x)^w tilt), so the sample mean moves past mu_y, away from mu_{1-y}."""
+  sched = diffusion.get_schedule("linear", 200)
+  abar = sched.alphas_cumprod
+
+  def apply_exact(params, x, t, y):  # eps of the class (y in {0, 1}) or of the mixture (y = 2)
+    a = abar[t]
+    cond = jax.vmap(lambda xi, ai, yi: -jnp.sqrt(1 - ai) * jax.grad(_log_p_cond)(
+        xi, jnp.minimum(yi, 1), ai))(x, a, y)
+    marg = jax.vmap(lambda xi, ai: -jnp.sqrt(1 - ai) * jax.grad(_log_p)(xi, ai))(x, a)
+    return jnp.where((y == 2)[:, None], marg, cond)
+
+  n = 4000
+  y = jnp.zeros((n,), jnp.int32)
+  means = {}
+  for w in (0.0, 3.0):
+    fn = guidance.classifier_free_apply(apply_exact, w, null_label=2)
+    eps_fn = lambda x, t, fn=fn: fn(None, x, t, y)
+    x = diffusion.ddim_sample(eps_fn, sched, jax.random.key(0), (n, 3), num_steps=50)
+    means[w] = np.asarray(x).mean(0)
+  np.testing.assert_allclose(means[0.0], MU[0], atol=0.03)
+  direction = np.asarray(MU[0] - MU[1])
+  assert float((means[3.0] - means[0.0]) @ direction) > 0.05
