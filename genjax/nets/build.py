@@ -10,9 +10,10 @@ from genjax.training.method import DataSpec
 
 
 def _registry():
+  from genjax.nets.dit import DiT
   from genjax.nets.mlp import MLPDenoiser
   from genjax.nets.unet import UNet
-  return {"unet": UNet, "mlp": MLPDenoiser}
+  return {"unet": UNet, "mlp": MLPDenoiser, "dit": DiT}
 
 
 def build_network(model_section: Any, spec: DataSpec, **overrides):
