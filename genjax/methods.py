@@ -23,6 +23,8 @@ METHODS = {
     "vq_prior": "genjax.autoencoders.prior_method:build_vq_prior",
     "tdvae": "genjax.autoencoders.tdvae_method:build_tdvae",
     "gan": "genjax.gan.method:build_gan",
+    "consistency_distill": "genjax.distill.method:build_consistency_distill",
+    "consistency_training": "genjax.distill.method:build_consistency_training",
 }
 
 

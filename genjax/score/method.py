@@ -457,29 +457,44 @@ def build_ncsn(config, spec: DataSpec) -> Method:
 # ----------------------------------------------------------------------------------------------
 
 
+def edm_denoiser(config, spec: DataSpec):
+  """The preconditioned EDM denoiser of an ``edm`` config, as a pure function of params.
+
+  Returns ``(net, denoise)`` with ``denoise(params, x, sigma [B], y=None, key=None)``:
+  ``D = c_skip x + c_out F(c_in x, c_noise)`` (Karras et al. 2022 Table 1), where the network
+  sees ``c_noise`` through :func:`log_sigma_label`. With ``key`` the network runs in training
+  mode (dropout). Used by :func:`build_edm` and by anything that needs a trained EDM model as
+  a teacher (``genjax.distill``).
+  """
+  cfg = from_section(EDMConfig, config.edm, where="edm")
+  net = _Net(config, spec)
+  # c_noise = ln(sigma)/4 -> the affine label 999 (ln sigma - ln smin) / ln(smax / smin).
+  label = lambda c_noise: log_sigma_label(jnp.exp(4.0 * c_noise), cfg.sigma_min, cfg.sigma_max)
+
+  def denoise(params, x, sigma, y=None, key=None):
+    kw = dict(train=False) if key is None else dict(train=True, rngs={"dropout": key})
+    f = lambda x_in, c_noise: net.net.apply({"params": params}, x_in, label(c_noise), y=y, **kw)
+    return edm.make_edm_denoiser(f, cfg.sigma_data)(x, sigma)
+
+  return net, denoise
+
+
 def build_edm(config, spec: DataSpec) -> Method:
   """EDM (Karras et al. 2022) from ``config.edm``, ``config.model``, ``config.sampling``."""
   cfg = from_section(EDMConfig, config.edm, where="edm")
   s = from_section(ScoreSamplingConfig, config.sampling, where="sampling")
   _check_sampler(s.sampler, EDM_SAMPLERS, "edm")
-  net = _Net(config, spec)
-  # c_noise = ln(sigma)/4 -> the affine label 999 (ln sigma - ln smin) / ln(smax / smin).
-  label = lambda c_noise: log_sigma_label(jnp.exp(4.0 * c_noise), cfg.sigma_min, cfg.sigma_max)
+  net, denoise = edm_denoiser(config, spec)
 
   def loss(params, batch, key):
     y = batch["label"] if net.num_classes else None
-
-    def denoise_model(params, x, sigma, k):
-      f = lambda x_in, c_noise: net.net.apply({"params": params}, x_in, label(c_noise), y=y,
-                                              train=True, rngs={"dropout": k})
-      return edm.make_edm_denoiser(f, cfg.sigma_data)(x, sigma)
-
+    denoise_model = lambda params, x, sigma, k: denoise(params, x, sigma, y, k)
     return edm.make_edm_loss(denoise_model, sigma_data=cfg.sigma_data, p_mean=cfg.p_mean,
                              p_std=cfg.p_std)(params, batch, key)
 
   def sample(params, key, num):
-    f = net.eval_fn(params, net.labels(num))
-    denoise_fn = edm.make_edm_denoiser(lambda x_in, c: f(x_in, label(c)), cfg.sigma_data)
+    y = net.labels(num)
+    denoise_fn = lambda x, sigma: denoise(params, x, sigma, y)
     sig = edm.karras_sigmas(s.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
     return edm.edm_heun_sample(denoise_fn, sig, key, (num, *spec.shape), s_churn=s.s_churn,
                                s_noise=s.s_noise)

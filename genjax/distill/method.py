@@ -1,0 +1,198 @@
+"""Consistency distillation and consistency training as trainer methods (Song et al. 2023).
+
+Both train ``f_theta(x, sigma)`` (:func:`genjax.distill.consistency.make_consistency_fn` around
+any genjax network, with the EDM noise input of :func:`genjax.score.method.log_sigma_label`)
+against a target network ``theta-`` that lives in ``TrainState.model_state["target"]`` and is
+updated after every optimizer step as ``theta- <- mu theta- + (1 - mu) theta`` (so it is
+checkpointed and a resumed run continues exactly). The trainer's own EMA (``ema_decay``) is the
+separate evaluation average of the paper's code, and is what sampling uses.
+
+* ``consistency_distill`` (Algorithm 2): the teacher is a trained ``edm`` run named by
+  ``config.consistency.teacher_workdir`` (restored with ``genjax.training.run.load_trained``);
+  the student starts from the teacher's weights when the networks match (as the official code).
+* ``consistency_training`` (Algorithm 3): no teacher; ``N(k)`` and ``mu(k)`` follow Sec. 5.
+
+    python train.py --config=configs/edm.py --workdir=runs/edm
+    python train.py --config=configs/consistency_distill.py --workdir=runs/cd \\
+        --config.consistency.teacher_workdir=runs/edm
+    python sample.py --config=configs/consistency_distill.py --workdir=runs/cd --steps=1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from genjax.distill import consistency as cm
+from genjax.nets.build import build_network
+from genjax.score.method import log_sigma_label
+from genjax.training.config import from_section
+from genjax.training.method import DataSpec, Method
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsistencyConfig:
+  """The ``config.consistency`` section.
+
+  Attributes:
+    teacher_workdir: (distillation) workdir of a trained ``edm`` run.
+    init_from_teacher: (distillation) start the student from the teacher's EMA weights.
+    num_scales: (distillation) N, the number of noise levels (CIFAR-10: 18).
+    solver: (distillation) the teacher's ODE step: heun | euler.
+    target_decay: (distillation) mu of the target network (CIFAR-10: 0.95).
+    s0, s1, mu0: (training) the N(k) / mu(k) schedule (CIFAR-10: 2, 150, 0.9).
+    sigma_min, sigma_max, sigma_data, rho: eps, T, sd and the Karras rho.
+  """
+  teacher_workdir: str = ""
+  init_from_teacher: bool = True
+  num_scales: int = 18
+  solver: str = "heun"
+  target_decay: float = 0.95
+  s0: int = 2
+  s1: int = 150
+  mu0: float = 0.9
+  sigma_min: float = 0.002
+  sigma_max: float = 80.0
+  sigma_data: float = 0.5
+  rho: float = 7.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsistencySamplingConfig:
+  """The ``config.sampling`` section: ``steps`` network evaluations (Algorithm 1); ``taus``
+  overrides the intermediate noise levels (default :func:`genjax.distill.consistency.default_taus`)."""
+  sampler: str = "consistency"
+  steps: int = 1
+  taus: tuple = ()
+
+
+def _student(config, spec: DataSpec, cfg: ConsistencyConfig):
+  net = build_network(config.model, spec)
+  num_classes = getattr(net, "num_classes", 0)
+  label = lambda sigma: log_sigma_label(sigma, cfg.sigma_min, cfg.sigma_max)
+
+  def consistency_fn(params, y=None, key=None):
+    kw = dict(train=False) if key is None else dict(train=True, rngs={"dropout": key})
+    f = lambda x_in, sigma: net.apply({"params": params}, x_in, label(sigma), y=y, **kw)
+    return cm.make_consistency_fn(f, cfg.sigma_data, cfg.sigma_min)
+
+  def init(key, batch):
+    x = batch["x"][:1]
+    y = batch["label"][:1] if num_classes else None
+    k1, k2 = jax.random.split(key)
+    return net.init({"params": k1, "dropout": k2}, x, jnp.zeros((1,)), y=y)["params"]
+
+  return net, num_classes, consistency_fn, init
+
+
+def _build(config, spec: DataSpec, distill: bool) -> Method:
+  cfg = from_section(ConsistencyConfig, config.consistency, where="consistency")
+  sampling = from_section(ConsistencySamplingConfig, config.sampling, where="sampling")
+  if sampling.sampler != "consistency":
+    raise ValueError(f"sampling.sampler must be 'consistency' for consistency models, got "
+                     f"{sampling.sampler!r}.")
+  if cfg.solver not in ("heun", "euler"):
+    raise ValueError(f"consistency.solver must be heun or euler, got {cfg.solver!r}.")
+  if cfg.num_scales < 2 or cfg.s0 < 2 or cfg.s1 < cfg.s0:
+    raise ValueError("consistency.num_scales and s0 must be >= 2, and s1 >= s0.")
+  taus = (np.asarray(sampling.taus, np.float32) if sampling.taus
+          else cm.default_taus(sampling.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho))
+  if len(taus) != sampling.steps - 1 or np.any(np.diff(taus) >= 0) or (
+      len(taus) and not (cfg.sigma_min < taus.min() and taus.max() < cfg.sigma_max)):
+    raise ValueError(f"sampling.taus must be {sampling.steps - 1} decreasing levels inside "
+                     f"(sigma_min, sigma_max), got {tuple(taus)}.")
+  net, num_classes, consistency_fn, net_init = _student(config, spec, cfg)
+  levels = dict(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho)
+  total_steps = int(config.training.num_steps)  # K of consistency training's N(k)
+
+  teacher_params = teacher_denoise = None
+  if distill:
+    teacher_params, teacher_denoise = _load_teacher(cfg, spec)
+
+  def init(key, batch):
+    params = net_init(key, batch)
+    if distill and cfg.init_from_teacher:
+      same = jax.tree.structure(params) == jax.tree.structure(teacher_params) and all(
+          a.shape == b.shape for a, b in zip(jax.tree.leaves(params),
+                                             jax.tree.leaves(teacher_params)))
+      if not same:
+        raise ValueError("consistency.init_from_teacher: the student's config.model differs from "
+                         "the teacher's; use the teacher's model section, or set "
+                         "init_from_teacher=False.")
+      params = jax.tree.map(jnp.asarray, teacher_params)
+    return params, {"target": params}
+
+  def train_step(state, batch, key):
+    x0 = batch["x"]
+    y = batch["label"] if num_classes else None
+    k_drop, k_loss = jax.random.split(key)
+    target = state.model_state["target"]
+    if distill:
+      n, mu = cfg.num_scales, jnp.float32(cfg.target_decay)
+    else:
+      n = cm.ct_num_scales(state.step, total_steps, cfg.s0, cfg.s1)
+      mu = cm.ct_target_decay(n, cfg.s0, cfg.mu0)
+
+    def loss_fn(params):
+      # The online and target networks share the dropout mask (as the official code).
+      f_on = consistency_fn(params, y, k_drop)
+      f_tg = consistency_fn(target, y, k_drop)
+      if distill:
+        denoise = lambda x, s: teacher_denoise(teacher_params, x, s, y)
+        return cm.cd_loss(f_on, f_tg, denoise, x0, k_loss, n, solver=cfg.solver, **levels)
+      return cm.ct_loss(f_on, f_tg, x0, k_loss, n, **levels)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    new = state.apply_gradients(grads)
+    target = jax.tree.map(lambda t, p: mu * t + (1 - mu) * jax.lax.stop_gradient(p), target,
+                          new.params)
+    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
+                   num_scales=jnp.asarray(n, jnp.float32), target_decay=mu)
+    return new.replace(model_state={"target": target}), metrics
+
+  def sample(params, key, num):
+    y = (jnp.arange(num) % num_classes) if num_classes else None
+    return cm.consistency_sample(consistency_fn(params, y), key, (num, *spec.shape), taus,
+                                 sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max)
+
+  name = "consistency_distill" if distill else "consistency_training"
+  plot = None
+  if spec.kind == "points":
+    from genjax import viz
+    plot = lambda s, d, p: viz.scatter_2d(s, d, p, title=f"{name} ({sampling.steps} step)")
+  return Method(name=name, init=init, train_step=train_step, sample=sample, plot_samples=plot)
+
+
+def _load_teacher(cfg: ConsistencyConfig, spec: DataSpec):
+  """The teacher EDM's EMA params and its denoiser ``D(params, x, sigma, y)``."""
+  if not cfg.teacher_workdir:
+    raise ValueError("consistency.teacher_workdir is required: the workdir of a trained edm run "
+                     "(python train.py --config=configs/edm.py --workdir=runs/edm; then "
+                     "--config.consistency.teacher_workdir=runs/edm).")
+  from genjax.score.method import edm_denoiser
+  from genjax.training import run as run_lib
+  t_config, t_run, t_state = run_lib.load_trained(cfg.teacher_workdir)
+  if t_config.method != "edm":
+    raise ValueError(f"consistency.teacher_workdir must hold an edm run; {cfg.teacher_workdir} "
+                     f"has method={t_config.method!r}.")
+  if tuple(t_run.dataset.spec.shape) != tuple(spec.shape):
+    raise ValueError(f"The teacher was trained on shape {t_run.dataset.spec.shape}, this run "
+                     f"has {spec.shape}; use the same config.data.")
+  for k in ("sigma_data",):
+    if float(t_config.edm[k]) != float(getattr(cfg, k)):
+      raise ValueError(f"consistency.{k}={getattr(cfg, k)} differs from the teacher's "
+                       f"edm.{k}={t_config.edm[k]}.")
+  _, denoise = edm_denoiser(t_config, t_run.dataset.spec)
+  return jax.device_get(t_state.ema_params), denoise
+
+
+def build_consistency_distill(config, spec: DataSpec) -> Method:
+  return _build(config, spec, distill=True)
+
+
+def build_consistency_training(config, spec: DataSpec) -> Method:
+  return _build(config, spec, distill=False)
