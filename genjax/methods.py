@@ -25,6 +25,7 @@ METHODS = {
     "gan": "genjax.gan.method:build_gan",
     "consistency_distill": "genjax.distill.method:build_consistency_distill",
     "consistency_training": "genjax.distill.method:build_consistency_training",
+    "progressive_distill": "genjax.distill.method:build_progressive_distill",
 }
 
 

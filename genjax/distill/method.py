@@ -196,3 +196,133 @@ def build_consistency_distill(config, spec: DataSpec) -> Method:
 
 def build_consistency_training(config, spec: DataSpec) -> Method:
   return _build(config, spec, distill=False)
+
+
+# -- Progressive distillation (Salimans & Ho 2022) ------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressiveConfig:
+  """The ``config.distill`` section.
+
+  Attributes:
+    teacher_workdir: a trained ``ddpm`` run (round 1) or the previous round's
+      ``progressive_distill`` run.
+    student_steps: N; the teacher takes 2N DDIM steps (a distilled teacher must have been
+      trained for exactly 2N).
+    weighting: truncated_snr (max(SNR, 1), the paper's choice) | snr_plus_one.
+    clip_teacher: clip the teacher's x^ to [-1, 1] inside its DDIM steps (images).
+  """
+  teacher_workdir: str = ""
+  student_steps: int = 8
+  weighting: str = "truncated_snr"
+  clip_teacher: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressiveSamplingConfig:
+  """``sampler = "ddim"`` on the grid ``i / steps``; ``steps = 0`` means ``student_steps``."""
+  sampler: str = "ddim"
+  steps: int = 0
+
+
+def _x0_network(config, spec: DataSpec, clip=None):
+  """``(net, x0_fn_of(params, y))`` for a DDPM-style config (its model and diffusion sections)."""
+  from genjax.diffusion import gaussian, schedules
+  from genjax.diffusion.method import DDPMConfig, _output_override
+  from genjax.distill import progressive as pd
+  from genjax.score.noise_schedules import VPNoiseSchedule
+  dcfg = from_section(DDPMConfig, config.diffusion, where="diffusion")
+  net = build_network(config.model, spec)
+  learned = dcfg.var_type in gaussian.LEARNED_VAR_TYPES
+  if learned:
+    net = build_network(config.model, spec, **_output_override(net, spec))
+  ns = VPNoiseSchedule.discrete(schedules.get_schedule(dcfg.schedule, dcfg.num_timesteps))
+
+  def x0_fn_of(params, y=None, key=None):
+    kw = dict(train=False) if key is None else dict(train=True, rngs={"dropout": key})
+
+    def model_fn(z, step):
+      out = net.apply({"params": params}, z, step, y=y, **kw)
+      return gaussian.split_learned_output(out)[0] if learned else out
+
+    return pd.make_x0_fn(model_fn, ns, dcfg.parameterization, clip)
+
+  return net, x0_fn_of, ns, dcfg
+
+
+def build_progressive_distill(config, spec: DataSpec) -> Method:
+  """Progressive distillation (Salimans & Ho 2022, Algorithm 2), one halving round per run.
+
+      python train.py --config=configs/ddpm.py --workdir=runs/ddpm_v \\
+          --config.diffusion.parameterization=v
+      python train.py --config=configs/progressive_distill.py --workdir=runs/pd_16 \\
+          --config.distill.teacher_workdir=runs/ddpm_v --config.distill.student_steps=16
+      python train.py --config=configs/progressive_distill.py --workdir=runs/pd_8 \\
+          --config.distill.teacher_workdir=runs/pd_16 --config.distill.student_steps=8
+
+  The student has the teacher's network, schedule and parameterization and starts from its EMA
+  weights.
+  """
+  from genjax.distill import progressive as pd
+  from genjax.training import run as run_lib
+  from genjax.training.config import to_dict
+  cfg = from_section(ProgressiveConfig, config.distill, where="distill")
+  sampling = from_section(ProgressiveSamplingConfig, config.sampling, where="sampling")
+  if sampling.sampler != "ddim":
+    raise ValueError(f"progressive_distill samples with deterministic DDIM (sampling.sampler = "
+                     f"'ddim'), got {sampling.sampler!r}.")
+  if cfg.weighting not in pd.WEIGHTINGS:
+    raise ValueError(f"distill.weighting must be one of {pd.WEIGHTINGS}, got {cfg.weighting!r}.")
+  if cfg.student_steps < 1:
+    raise ValueError(f"distill.student_steps must be >= 1, got {cfg.student_steps}.")
+  if not cfg.teacher_workdir:
+    raise ValueError("distill.teacher_workdir is required: a trained ddpm run (ideally "
+                     "--config.diffusion.parameterization=v) or the previous round's run.")
+  t_config, t_run, t_state = run_lib.load_trained(cfg.teacher_workdir)
+  if t_config.method not in ("ddpm", "progressive_distill"):
+    raise ValueError(f"distill.teacher_workdir must hold a ddpm or progressive_distill run; "
+                     f"{cfg.teacher_workdir} has method={t_config.method!r}.")
+  if t_config.method == "progressive_distill" and (
+      int(t_config.distill.student_steps) != 2 * cfg.student_steps):
+    raise ValueError(f"The teacher {cfg.teacher_workdir} was distilled for "
+                     f"{t_config.distill.student_steps} steps; this round's teacher must take "
+                     f"2 x student_steps = {2 * cfg.student_steps}. Set "
+                     f"--config.distill.student_steps={int(t_config.distill.student_steps) // 2}.")
+  tuples = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in to_dict(d).items()}
+  for section in ("model", "diffusion"):  # config.json stores tuples as lists
+    if tuples(t_config[section]) != tuples(config[section]):
+      raise ValueError(f"config.{section} must equal the teacher's (the student starts from its "
+                       f"weights): teacher {to_dict(t_config[section])}, student "
+                       f"{to_dict(config[section])}.")
+  clip = (-1.0, 1.0) if (cfg.clip_teacher and spec.kind == "image") else None
+  net, x0_fn_of, ns, dcfg = _x0_network(config, spec)
+  _, teacher_x0_of, _, _ = _x0_network(t_config, spec, clip)
+  if 2 * cfg.student_steps > dcfg.num_timesteps:
+    raise ValueError(f"2 x student_steps = {2 * cfg.student_steps} exceeds the model's "
+                     f"T = {dcfg.num_timesteps} steps.")
+  if dcfg.parameterization == "eps":
+    import warnings
+    warnings.warn("Progressive distillation of an eps-prediction model: x^ = (z - sigma eps)/alpha "
+                  "explodes near t = 1 (Salimans & Ho Sec. 4); prefer parameterization v.")
+  teacher_params = jax.device_get(t_state.ema_params)
+  num_classes = getattr(net, "num_classes", 0)
+  n = cfg.student_steps
+  sample_steps = sampling.steps or n
+
+  def init(key, batch):
+    del key, batch
+    return jax.tree.map(jnp.asarray, teacher_params), {}
+
+  def loss(params, batch, key):
+    y = batch["label"] if num_classes else None
+    k_drop, k_loss = jax.random.split(key)
+    return pd.pd_loss(x0_fn_of(params, y, k_drop), teacher_x0_of(teacher_params, y), ns,
+                      batch["x"], k_loss, n, cfg.weighting)
+
+  def sample(params, key, num):
+    y = (jnp.arange(num) % num_classes) if num_classes else None
+    x = pd.pd_sample(x0_fn_of(params, y), ns, key, (num, *spec.shape), sample_steps)
+    return x if spec.kind != "image" else jnp.clip(x, -1.0, 1.0)
+
+  return Method(name="progressive_distill", init=init, loss=loss, sample=sample)

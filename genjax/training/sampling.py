@@ -44,7 +44,8 @@ def _tag(config) -> str:
   s = config.sampling
   tag = s.get("sampler", "samples")
   if tag == "ddim":
-    tag = f"ddim{s.get('steps')}_eta{s.get('eta')}"
+    steps = s.get("steps") or "_student"  # progressive distillation: 0 = the student's N
+    tag = f"ddim{steps}" + (f"_eta{s.get('eta')}" if "eta" in s else "")
   elif tag == "ddpm" and s.get("respacing"):
     tag = f"ddpm_respaced{s.get('respacing')}"
   elif tag != "ddpm" and s.get("steps") is not None:

@@ -121,3 +121,36 @@ def test_training_step_updates_the_target_network():
   assert np.abs(leaves(new.params) - leaves(params)).max() > 0
   np.testing.assert_allclose(leaves(new.model_state["target"]),
                              0.9 * leaves(params) + 0.1 * leaves(new.params), rtol=1e-5, atol=1e-7)
+
+
+def test_cli_consistency_distillation_and_training(tmp_path):
+  """A tiny EDM teacher, its consistency distillation and 2-step sampling; consistency training
+  in process (the same method without a teacher)."""
+  import os
+
+  from configs import consistency_training
+  from genjax.training import run as run_lib
+  from tests.conftest import run_python
+
+  tiny = ["--config.model.ch=8", "--config.model.ch_mult=(1,)",
+          "--config.model.attn_resolutions=()", "--config.training.batch_size=16",
+          "--config.training.num_steps=2", "--config.training.sample_every=2",
+          "--config.training.ckpt_every=2", "--config.training.num_sample_images=4"]
+  teacher, student = str(tmp_path / "edm"), str(tmp_path / "cd")
+  run_python(["train.py", "--config=configs/edm.py", *tiny, f"--workdir={teacher}"], check=True)
+  cd = ["--config=configs/consistency_distill.py", *tiny,
+        f"--config.consistency.teacher_workdir={teacher}"]
+  run_python(["train.py", *cd, f"--workdir={student}"], check=True)
+  run_python(["sample.py", *cd, f"--workdir={student}", "--steps=2", "--num=3"], check=True)
+  x = np.load(os.path.join(student, "consistency_2.npz"))["samples"]
+  assert x.shape == (3, 8, 8, 1) and np.all(np.isfinite(x))
+  bad = run_python(["train.py", *cd, "--config.model.ch=16", f"--workdir={tmp_path / 'bad'}"])
+  assert bad.returncode != 0 and "init_from_teacher" in bad.stderr
+
+  config = consistency_training.get_config()
+  config.model.ch, config.model.ch_mult, config.model.attn_resolutions = 8, (1,), ()
+  t = config.training
+  t.batch_size, t.num_steps, t.sample_every, t.ckpt_every, t.num_sample_images = 8, 2, 2, 2, 4
+  t.progress, t.tensorboard = False, False
+  state = run_lib.train_and_evaluate(config, str(tmp_path / "ct"))
+  assert int(state.step) == 2 and "target" in state.model_state

@@ -1,0 +1,86 @@
+"""Progressive distillation (Salimans & Ho 2022): the target's algebra, x-prediction from every
+parameterization, sampling with the exact Gaussian model, and the CLI chain."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from genjax.diffusion import schedules
+from genjax.distill import progressive as pd
+from genjax.score.noise_schedules import VPNoiseSchedule
+from tests.conftest import run_python
+
+NS = VPNoiseSchedule.discrete(schedules.get_schedule("linear", 1000))
+MU, S = 0.3, 0.5
+
+
+def x_exact(z, t):  # E[x | z_t] for x ~ N(MU, S^2)
+  a, s = (v.reshape(-1, 1) for v in pd.alpha_sigma(NS, t))
+  return MU + a * S ** 2 * (z - a * MU) / (a ** 2 * S ** 2 + s ** 2)
+
+
+@pytest.mark.parametrize("i", [1, 3, 8])
+def test_one_student_step_with_the_target_equals_two_teacher_steps(i):
+  """Algorithm 2: DDIM from z_t with x~ lands exactly on the teacher's z_t'' (any teacher)."""
+  n = 8
+  teacher = lambda z, t: jnp.tanh(z) * (1.0 + t[:, None])
+  z = jax.random.normal(jax.random.key(0), (16, 3))
+  t = jnp.full((16,), i / n)
+  x_tilde = pd.distillation_target(teacher, NS, z, t, n)
+  a, s = (v[:, None] for v in pd.alpha_sigma(NS, t))
+  (a1, s1), (a2, s2) = ((v[:, None] for v in pd.alpha_sigma(NS, t - k / n)) for k in (0.5, 1.0))
+  z1 = pd.ddim_x_step(teacher(z, t), z, a, s, a1, s1)
+  z2 = pd.ddim_x_step(teacher(z1, t - 0.5 / n), z1, a1, s1, a2, s2)
+  np.testing.assert_allclose(pd.ddim_x_step(x_tilde, z, a, s, a2, s2), z2, rtol=1e-4, atol=1e-5)
+  if i == 1:  # t'' = 0: the target is the teacher's x^ at t'
+    np.testing.assert_allclose(x_tilde, teacher(z1, t - 0.5 / n), rtol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", ["eps", "x0", "v"])
+def test_x0_fn_inverts_each_parameterization(model_type):
+  x = jax.random.normal(jax.random.key(1), (8, 2))
+  e = jax.random.normal(jax.random.key(2), (8, 2))
+  t = jnp.linspace(0.05, 0.95, 8)
+  a, s = (v[:, None] for v in pd.alpha_sigma(NS, t))
+  z = a * x + s * e
+  out = {"eps": e, "x0": x, "v": a * e - s * x}[model_type]  # v of Salimans & Ho eq. (Sec. 4)
+  fn = pd.make_x0_fn(lambda zz, step: out, NS, model_type)
+  np.testing.assert_allclose(fn(z, t), x, rtol=1e-4, atol=1e-4)
+
+
+def test_ddim_grid_with_the_exact_model_recovers_the_data():
+  x = np.asarray(pd.pd_sample(x_exact, NS, jax.random.key(3), (20000, 1), 100))
+  assert abs(x.mean() - MU) < 0.01 and abs(x.std() - S) < 0.02
+
+
+def test_loss_is_zero_for_the_exact_two_step_student():
+  x = MU + S * jax.random.normal(jax.random.key(4), (64, 2))
+  student = lambda z, t: pd.distillation_target(x_exact, NS, z, t, 4)
+  loss, _ = pd.pd_loss(student, x_exact, NS, x, jax.random.key(5), 4)
+  assert float(loss) < 1e-8
+  loss_teacher, _ = pd.pd_loss(x_exact, x_exact, NS, x, jax.random.key(5), 4)
+  assert float(loss_teacher) > 1e-4  # the teacher's one step is not its two steps
+
+
+def test_cli_distillation_rounds(tmp_path):
+  tiny = ["--config.model.ch=8", "--config.model.ch_mult=(1,)",
+          "--config.model.attn_resolutions=()", "--config.diffusion.num_timesteps=50",
+          "--config.training.batch_size=16", "--config.training.num_steps=2",
+          "--config.training.sample_every=2", "--config.training.ckpt_every=2",
+          "--config.training.num_sample_images=4", "--config.diffusion.parameterization=v"]
+  teacher, r1 = str(tmp_path / "teacher"), str(tmp_path / "pd4")
+  run_python(["train.py", "--config=configs/ddpm.py", *tiny, f"--workdir={teacher}"], check=True)
+  pd_args = ["--config=configs/progressive_distill.py", *tiny,
+             f"--config.distill.teacher_workdir={teacher}", "--config.distill.student_steps=4"]
+  run_python(["train.py", *pd_args, f"--workdir={r1}"], check=True)
+  run_python(["sample.py", *pd_args, f"--workdir={r1}", "--num=3"], check=True)
+  x = np.load(os.path.join(r1, "ddim_student.npz"))["samples"]
+  assert x.shape == (3, 8, 8, 1) and np.all(np.isfinite(x))
+  # The next round's teacher is r1: it must take 2 x student_steps.
+  bad = run_python(["train.py", "--config=configs/progressive_distill.py", *tiny,
+                    f"--config.distill.teacher_workdir={r1}", "--config.distill.student_steps=4",
+                    f"--workdir={tmp_path / 'bad'}"])
+  assert bad.returncode != 0 and "student_steps=2" in bad.stderr
