@@ -48,6 +48,8 @@ def get_config() -> ml_collections.ConfigDict:
   sampling.respacing = ""                 # ddpm sampler: "" (all T) | "N" | "n1,n2,.." | "ddimN"
   sampling.guidance_scale = 0.0           # classifier-free guidance w (needs cond_drop_prob > 0)
   sampling.label = -1                     # class-conditional models: -1 cycles the classes
+  sampling.classifier_workdir = ""        # classifier guidance: a configs/noisy_classifier.py run
+  sampling.classifier_scale = 1.0         # its gradient scale s
 
   config.training.batch_size = 64
   config.training.num_steps = 2_000

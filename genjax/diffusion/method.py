@@ -91,7 +91,12 @@ class SamplingConfig:
     guidance_scale: classifier-free guidance weight w (Ho & Salimans 2022 eq. 6; seed eq. 40):
       eps~ = (1 + w) eps(x, y) - w eps(x); 0 = the conditional model. Needs a class-conditional
       model trained with ``diffusion.cond_drop_prob > 0``. Used by every sampler.
-    label: the class to sample (class-conditional models); -1 cycles through the classes.
+    label: the class to sample (class-conditional or classifier-guided models); -1 cycles
+      through the classes.
+    classifier_workdir: classifier guidance (Dhariwal & Nichol 2021; seed eq. 38): a trained
+      ``noisy_classifier`` run on the same forward process (``configs/noisy_classifier.py``);
+      works with the ddpm and ddim samplers, for conditional and unconditional models.
+    classifier_scale: its gradient scale s.
   """
   sampler: str = "ddim"
   steps: int = 50
@@ -103,6 +108,8 @@ class SamplingConfig:
   respacing: str = ""
   guidance_scale: float = 0.0
   label: int = -1
+  classifier_workdir: str = ""
+  classifier_scale: float = 1.0
 
 
 def make_eps_fn(apply_fn, params, sched, parameterization: str, y=None, learned: bool = False):
@@ -206,7 +213,7 @@ def _check_conditioning(cfg: DDPMConfig, sampling: SamplingConfig, num_classes: 
   if not num_classes:
     for name, bad in (("diffusion.cond_drop_prob", cfg.cond_drop_prob > 0),
                       ("sampling.guidance_scale", sampling.guidance_scale != 0),
-                      ("sampling.label", sampling.label >= 0)):
+                      ("sampling.label", sampling.label >= 0 and not sampling.classifier_workdir)):
       if bad:
         raise ValueError(f"{name} needs a class-conditional network: set "
                          "config.model.num_classes (-1 takes it from the data).")
@@ -245,6 +252,15 @@ def build_ddpm(config, spec: DataSpec) -> Method:
   clip = (-1.0, 1.0) if (cfg.clip_x0 and spec.kind == "image") else None
   importance = cfg.timestep_sampler != "uniform"
   _check_conditioning(cfg, sampling, num_classes)
+  grad_fn = None
+  label_classes = num_classes
+  if sampling.classifier_workdir:
+    if sampling.sampler not in ("ddpm", "ddim"):
+      raise ValueError(f"Classifier guidance (sampling.classifier_workdir) works with the ddpm and "
+                       f"ddim samplers, not {sampling.sampler!r}.")
+    from genjax.diffusion.classifier import load_guidance_classifier
+    grad_fn = load_guidance_classifier(sampling.classifier_workdir, cfg, spec)
+    label_classes = num_classes or spec.num_classes
 
   def model_fn(params, x, t, y, key):
     return net.apply({"params": params}, x, t, y=y, train=True, rngs={"dropout": key})
@@ -272,16 +288,20 @@ def build_ddpm(config, spec: DataSpec) -> Method:
                                                   learned_variance=learned)
 
   def sample(params, key, num):
-    y = None
-    if num_classes:
-      y = (jnp.arange(num) % num_classes if sampling.label < 0
-           else jnp.full((num,), sampling.label))
+    labels = None
+    if label_classes:
+      labels = (jnp.arange(num) % label_classes if sampling.label < 0
+                else jnp.full((num,), sampling.label))
+    y = labels if num_classes else None
 
     def out_fn(x, t):  # the raw network output (mean part), any time input
       out = apply_sample(params, x, t, y)
       return gaussian.split_learned_output(out)[0] if learned else out
 
     eps_fn = make_eps_fn(apply_sample, params, sched, cfg.parameterization, y, learned)
+    if grad_fn is not None:
+      from genjax.diffusion.classifier import classifier_guided_eps_fn
+      eps_fn = classifier_guided_eps_fn(eps_fn, grad_fn, sched, labels, sampling.classifier_scale)
     return sample_images(eps_fn, sched, key, (num, *spec.shape), sampling, clip,
                          cfg.var_type, out_fn=out_fn, parameterization=cfg.parameterization)
 
