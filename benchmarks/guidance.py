@@ -1,7 +1,13 @@
-"""Classifier-free guidance on the digits: class accuracy and sample quality against w.
+"""Guidance on the digits: class accuracy and sample quality against the guidance scale.
 
     python benchmarks/guidance.py --out runs/guidance                  # trains configs/ddpm_cfg.py
     python benchmarks/guidance.py --workdir runs/ddpm_cfg --scales 0,1,2,4
+    python benchmarks/guidance.py --classifier runs/classifier --workdir runs/ddpm \
+        --scales 0,1,2,4,8 --out runs/classifier_guidance    # classifier guidance
+
+With ``--classifier`` (a ``configs/noisy_classifier.py`` run) the scales are classifier
+guidance's s (Dhariwal & Nichol 2021) applied to the model in ``--workdir`` (conditional or
+not); otherwise they are classifier-free guidance's w.
 
 Trains (or reuses, from ``--workdir``) the class-conditional DDPM of ``configs/ddpm_cfg.py``
 (p_uncond = 0.1; Ho & Salimans 2022), then samples the same number of digits of every class at
@@ -42,6 +48,8 @@ def main():
   p.add_argument("--scales", default="-1,0,0.5,1,2,4")
   p.add_argument("--per_class", type=int, default=50)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--classifier", default=None,
+                 help="a noisy_classifier run: sweep classifier guidance's scale s instead of w")
   args = p.parse_args()
   import jax
   from configs import ddpm_cfg
@@ -69,7 +77,10 @@ def main():
     print(f"trained {config.training.num_steps} steps in {train_s:.0f}s", flush=True)
   config, run, state = run_lib.load_trained(workdir)
   num_classes = run.dataset.spec.num_classes
-  if not config.diffusion.cond_drop_prob:
+  knob = "classifier_scale" if args.classifier else "guidance_scale"
+  if args.classifier:
+    config.sampling.classifier_workdir = args.classifier
+  elif not config.diffusion.cond_drop_prob:
     sys.exit(f"{workdir} was trained without diffusion.cond_drop_prob; it has no unconditional "
              "model to guide with.")
   _, probs_fn = load_digits_classifier()
@@ -79,7 +90,7 @@ def main():
   floor = None
   for w in [float(s) for s in args.scales.split(",")]:
     c = config.copy_and_resolve_references()
-    c.sampling.guidance_scale = w
+    c.sampling[knob] = w
     method = run_lib.build_run(c).method
     t0 = time.time()
     x = generate(method, state.ema_params, jax.random.key(args.seed), num, num, progress=False)
@@ -87,7 +98,7 @@ def main():
     probs = np.asarray(probs_fn(x))
     q = sample_quality(x, baseline=floor is None)
     floor = floor or q["baseline"]
-    row = {"w": w, "accuracy": float(np.mean(probs.argmax(-1) == labels)),
+    row = {"scale": w, "accuracy": float(np.mean(probs.argmax(-1) == labels)),
            "confidence": float(np.mean(probs[np.arange(num), labels])),
            "fd": q["fd"], "precision": q["precision"], "recall": q["recall"],
            "sample_s": round(secs, 1)}
@@ -95,19 +106,21 @@ def main():
     print(json.dumps(row), flush=True)
     order = np.argsort(labels, kind="stable").reshape(num_classes, -1)[:, :8]  # 8 per class
     panels.append((w, np.asarray(x)[order.T.reshape(-1)]))
-  result = {"workdir": workdir, "step": int(state.step), "train_s": train_s,
+  name = "classifier guidance (s)" if args.classifier else "classifier-free guidance (w)"
+  result = {"guidance": name, "classifier": args.classifier, "workdir": workdir, "step": int(state.step), "train_s": train_s,
             "sampler": dict(config.sampling), "per_class": args.per_class,
             "floor": {k: floor[k] for k in ("fd", "fd_std", "precision", "recall") if k in floor},
             "rows": rows}
   with open(os.path.join(args.out, "guidance.json"), "w") as f:
     json.dump(result, f, indent=1, default=str)
   s = config.sampling
-  lines = [f"Classifier-free guidance, {workdir} (step {int(state.step)}), sampler {s.sampler}"
+  lines = [f"{name}, {workdir} (step {int(state.step)}), sampler {s.sampler}"
            f" {s.steps} steps eta {s.eta}; {num} samples ({args.per_class} per class); "
            f"FD floor {floor['fd']:.3f}", "",
-           "| w | accuracy | confidence | FD | precision | recall |", "|---|---|---|---|---|---|"]
+           f"| {name[-2]} | accuracy | confidence | FD | precision | recall |",
+           "|---|---|---|---|---|---|"]
   for r in rows:
-    lines.append(f"| {r['w']:g} | {r['accuracy']:.3f} | {r['confidence']:.3f} | {r['fd']:.3f} | "
+    lines.append(f"| {r['scale']:g} | {r['accuracy']:.3f} | {r['confidence']:.3f} | {r['fd']:.3f} | "
                  f"{r['precision']:.3f} | {r['recall']:.3f} |")
   with open(os.path.join(args.out, "guidance.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
@@ -116,8 +129,8 @@ def main():
   import matplotlib.pyplot as plt
   fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.9))
   for ax, (w, imgs) in zip(np.atleast_1d(axes), panels):
-    viz.show_grid(ax, imgs, nrow=num_classes, title=f"w = {w:g}")
-  fig.suptitle("classifier-free guidance: one column per class 0-9")
+    viz.show_grid(ax, imgs, nrow=num_classes, title=f"{name[-2]} = {w:g}")
+  fig.suptitle(f"{name}: one column per class 0-9")
   fig.tight_layout()
   fig.savefig(os.path.join(args.out, "guidance.png"), dpi=120)
   plt.close(fig)

@@ -261,6 +261,9 @@ def build_ddpm(config, spec: DataSpec) -> Method:
     from genjax.diffusion.classifier import load_guidance_classifier
     grad_fn = load_guidance_classifier(sampling.classifier_workdir, cfg, spec)
     label_classes = num_classes or spec.num_classes
+    if sampling.label >= label_classes:
+      raise ValueError(f"sampling.label={sampling.label} is not a class of the data "
+                       f"(0..{label_classes - 1}, or -1 for all classes in turn).")
 
   def model_fn(params, x, t, y, key):
     return net.apply({"params": params}, x, t, y=y, train=True, rngs={"dropout": key})
