@@ -1,15 +1,13 @@
 """Classifier guidance end to end: the guided eps_fn against Bayes' rule on the two-class
 mixture of test_guidance.py, the noisy classifier's training, and the CLI."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from genjax import diffusion
 from genjax.diffusion.classifier import classifier_guided_eps_fn
-from tests.conftest import run_python
 from tests.diffusion.test_guidance import _log_p, _log_p_cond, _log_p_y_given_x
 
 
@@ -36,27 +34,41 @@ def test_guided_eps_fn_with_the_bayes_classifier_is_the_conditional_eps():
   np.testing.assert_array_equal(v, var)
 
 
-def test_cli_classifier_then_guided_sampling(tmp_path):
-  common = ["--config.training.batch_size=16", "--config.training.num_steps=2",
-            "--config.training.ckpt_every=2", "--config.diffusion.num_timesteps=50",
-            "--config.model.ch=8", "--config.model.ch_mult=(1,)",
-            "--config.model.attn_resolutions=()"]
-  clf, ddpm = str(tmp_path / "clf"), str(tmp_path / "ddpm")
-  run_python(["train.py", "--config=configs/noisy_classifier.py", *common, f"--workdir={clf}"],
-             check=True)
-  run_python(["sample.py", "--config=configs/noisy_classifier.py", *common, f"--workdir={clf}",
-              "--eval=accuracy", "--num=20"], check=True)
-  assert "accuracy_t0" in open(os.path.join(clf, "eval.json")).read()
-  dd = ["--config=configs/ddpm.py", *common, "--config.training.sample_every=0",
-        "--config.sampling.steps=4"]
-  run_python(["train.py", *dd, f"--workdir={ddpm}"], check=True)
-  guided = [*dd, f"--config.sampling.classifier_workdir={clf}",
-            "--config.sampling.classifier_scale=3", "--label=2"]
-  run_python(["sample.py", *guided, f"--workdir={ddpm}", "--num=3"], check=True)
-  x = np.load(os.path.join(ddpm, "ddim4_eta1.0_label2.npz"))["samples"]
+def _tiny(config, **sampling):
+  config.model.ch, config.model.ch_mult, config.model.attn_resolutions = 8, (1,), ()
+  config.diffusion.num_timesteps = 50
+  t = config.training
+  t.batch_size, t.num_steps, t.ckpt_every, t.sample_every = 16, 2, 2, 0
+  t.progress, t.tensorboard = False, False
+  for k, v in sampling.items():
+    config.sampling[k] = v
+  return config
+
+
+def test_classifier_training_then_guided_sampling(tmp_path):
+  """In process (the CLI is train.py / sample.py over these calls): train a classifier and an
+  unconditional DDPM, evaluate the classifier, sample with its guidance, and the errors."""
+  from configs import ddpm, noisy_classifier
+  from genjax.diffusion.method import build_ddpm
+  from genjax.training import run as run_lib
+  from genjax.training import sampling
+  from genjax.training.method import DataSpec
+
+  clf, dd = str(tmp_path / "clf"), str(tmp_path / "ddpm")
+  clf_config = _tiny(noisy_classifier.get_config())
+  run_lib.train_and_evaluate(clf_config, clf)
+  res = sampling.evaluate(clf_config, clf, ["accuracy"], clf, num=20)
+  assert 0.0 <= res["accuracy"]["accuracy_t0"] <= 1.0
+  run_lib.train_and_evaluate(_tiny(ddpm.get_config(), steps=4), dd)
+  guided = _tiny(ddpm.get_config(), steps=4, classifier_workdir=clf, classifier_scale=3.0, label=2)
+  paths = sampling.sample_to_files(guided, dd, dd, num=3, batch=3)
+  x = np.load(paths[1])["samples"]
+  assert paths[1].endswith("ddim4_eta1.0_label2.npz")
   assert x.shape == (3, 8, 8, 1) and np.all(np.isfinite(x))
-  bad = run_python(["sample.py", *guided, f"--workdir={ddpm}", "--sampler=dpm-solver-2"])
-  assert bad.returncode != 0 and "ddpm and ddim" in bad.stderr
-  bad = run_python(["sample.py", *guided, "--config.diffusion.num_timesteps=60",
-                    f"--workdir={ddpm}"])
-  assert bad.returncode != 0 and "same one" in bad.stderr
+  spec = DataSpec(shape=(8, 8, 1), num_classes=10)
+  with pytest.raises(ValueError, match="ddpm and ddim"):
+    build_ddpm(_tiny(ddpm.get_config(), sampler="dpm-solver-2", classifier_workdir=clf), spec)
+  other = _tiny(ddpm.get_config(), classifier_workdir=clf)
+  other.diffusion.num_timesteps = 60
+  with pytest.raises(ValueError, match="same one"):
+    build_ddpm(other, spec)

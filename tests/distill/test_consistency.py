@@ -123,34 +123,34 @@ def test_training_step_updates_the_target_network():
                              0.9 * leaves(params) + 0.1 * leaves(new.params), rtol=1e-5, atol=1e-7)
 
 
-def test_cli_consistency_distillation_and_training(tmp_path):
-  """A tiny EDM teacher, its consistency distillation and 2-step sampling; consistency training
-  in process (the same method without a teacher)."""
-  import os
-
-  from configs import consistency_training
+def test_consistency_distillation_and_training_runs(tmp_path):
+  """A tiny EDM teacher, its consistency distillation and 2-step samples, the teacher-mismatch
+  error, and consistency training (in process; the CLI is train.py / sample.py over these)."""
+  from configs import consistency_distill, consistency_training, edm
   from genjax.training import run as run_lib
-  from tests.conftest import run_python
+  from genjax.training import sampling
 
-  tiny = ["--config.model.ch=8", "--config.model.ch_mult=(1,)",
-          "--config.model.attn_resolutions=()", "--config.training.batch_size=16",
-          "--config.training.num_steps=2", "--config.training.sample_every=2",
-          "--config.training.ckpt_every=2", "--config.training.num_sample_images=4"]
+  def tiny(config):
+    config.model.ch, config.model.ch_mult, config.model.attn_resolutions = 8, (1,), ()
+    t = config.training
+    t.batch_size, t.num_steps, t.ckpt_every, t.sample_every = 16, 2, 2, 0
+    t.progress, t.tensorboard = False, False
+    return config
+
   teacher, student = str(tmp_path / "edm"), str(tmp_path / "cd")
-  run_python(["train.py", "--config=configs/edm.py", *tiny, f"--workdir={teacher}"], check=True)
-  cd = ["--config=configs/consistency_distill.py", *tiny,
-        f"--config.consistency.teacher_workdir={teacher}"]
-  run_python(["train.py", *cd, f"--workdir={student}"], check=True)
-  run_python(["sample.py", *cd, f"--workdir={student}", "--steps=2", "--num=3"], check=True)
-  x = np.load(os.path.join(student, "consistency_2.npz"))["samples"]
+  run_lib.train_and_evaluate(tiny(edm.get_config()), teacher)
+  config = tiny(consistency_distill.get_config())
+  config.consistency.teacher_workdir = teacher
+  config.sampling.steps = 2
+  run_lib.train_and_evaluate(config, student)
+  paths = sampling.sample_to_files(config, student, student, num=3, batch=3)
+  assert paths[1].endswith("consistency_2.npz")
+  x = np.load(paths[1])["samples"]
   assert x.shape == (3, 8, 8, 1) and np.all(np.isfinite(x))
-  bad = run_python(["train.py", *cd, "--config.model.ch=16", f"--workdir={tmp_path / 'bad'}"])
-  assert bad.returncode != 0 and "init_from_teacher" in bad.stderr
+  config.model.ch = 16
+  with pytest.raises(ValueError, match="init_from_teacher"):
+    run_lib.train_and_evaluate(config, str(tmp_path / "bad"))
 
-  config = consistency_training.get_config()
-  config.model.ch, config.model.ch_mult, config.model.attn_resolutions = 8, (1,), ()
-  t = config.training
-  t.batch_size, t.num_steps, t.sample_every, t.ckpt_every, t.num_sample_images = 8, 2, 2, 2, 4
-  t.progress, t.tensorboard = False, False
+  config = tiny(consistency_training.get_config())
   state = run_lib.train_and_evaluate(config, str(tmp_path / "ct"))
   assert int(state.step) == 2 and "target" in state.model_state

@@ -1,8 +1,6 @@
 """Progressive distillation (Salimans & Ho 2022): the target's algebra, x-prediction from every
 parameterization, sampling with the exact Gaussian model, and the CLI chain."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +9,6 @@ import pytest
 from genjax.diffusion import schedules
 from genjax.distill import progressive as pd
 from genjax.score.noise_schedules import VPNoiseSchedule
-from tests.conftest import run_python
 
 NS = VPNoiseSchedule.discrete(schedules.get_schedule("linear", 1000))
 MU, S = 0.3, 0.5
@@ -65,22 +62,35 @@ def test_loss_is_zero_for_the_exact_two_step_student():
   assert float(loss_teacher) > 1e-4  # the teacher's one step is not its two steps
 
 
-def test_cli_distillation_rounds(tmp_path):
-  tiny = ["--config.model.ch=8", "--config.model.ch_mult=(1,)",
-          "--config.model.attn_resolutions=()", "--config.diffusion.num_timesteps=50",
-          "--config.training.batch_size=16", "--config.training.num_steps=2",
-          "--config.training.sample_every=2", "--config.training.ckpt_every=2",
-          "--config.training.num_sample_images=4", "--config.diffusion.parameterization=v"]
-  teacher, r1 = str(tmp_path / "teacher"), str(tmp_path / "pd4")
-  run_python(["train.py", "--config=configs/ddpm.py", *tiny, f"--workdir={teacher}"], check=True)
-  pd_args = ["--config=configs/progressive_distill.py", *tiny,
-             f"--config.distill.teacher_workdir={teacher}", "--config.distill.student_steps=4"]
-  run_python(["train.py", *pd_args, f"--workdir={r1}"], check=True)
-  run_python(["sample.py", *pd_args, f"--workdir={r1}", "--num=3"], check=True)
-  x = np.load(os.path.join(r1, "ddim_student.npz"))["samples"]
+def test_distillation_rounds(tmp_path):
+  """A v-teacher, one round (teacher 4 steps -> student 2), its samples, and the chain check."""
+  from configs import ddpm, progressive_distill
+  from genjax.training import run as run_lib
+  from genjax.training import sampling
+
+  def tiny(config):
+    config.model.ch, config.model.ch_mult, config.model.attn_resolutions = 8, (1,), ()
+    config.diffusion.num_timesteps, config.diffusion.parameterization = 50, "v"
+    t = config.training
+    t.batch_size, t.num_steps, t.ckpt_every, t.sample_every = 16, 2, 2, 0
+    t.progress, t.tensorboard = False, False
+    return config
+
+  teacher, r1 = str(tmp_path / "teacher"), str(tmp_path / "pd2")
+  run_lib.train_and_evaluate(tiny(ddpm.get_config()), teacher)
+  config = tiny(progressive_distill.get_config())
+  config.distill.teacher_workdir, config.distill.student_steps = teacher, 2
+  state = run_lib.train_and_evaluate(config, r1)
+  assert int(state.step) == 2
+  paths = sampling.sample_to_files(config, r1, r1, num=3, batch=3)
+  assert paths[1].endswith("ddim_student.npz")
+  x = np.load(paths[1])["samples"]
   assert x.shape == (3, 8, 8, 1) and np.all(np.isfinite(x))
-  # The next round's teacher is r1: it must take 2 x student_steps.
-  bad = run_python(["train.py", "--config=configs/progressive_distill.py", *tiny,
-                    f"--config.distill.teacher_workdir={r1}", "--config.distill.student_steps=4",
-                    f"--workdir={tmp_path / 'bad'}"])
-  assert bad.returncode != 0 and "student_steps=2" in bad.stderr
+  nxt = tiny(progressive_distill.get_config())
+  nxt.distill.teacher_workdir, nxt.distill.student_steps = r1, 2  # r1 takes 2 steps, not 4
+  with pytest.raises(ValueError, match="student_steps=1"):
+    run_lib.build_run(nxt)
+  nxt.distill.student_steps = 1
+  nxt.model.ch = 16
+  with pytest.raises(ValueError, match="must equal the teacher"):
+    run_lib.build_run(nxt)
