@@ -226,7 +226,7 @@ class ProgressiveSamplingConfig:
   steps: int = 0
 
 
-def _x0_network(config, spec: DataSpec, clip=None):
+def x0_network(config, spec: DataSpec, clip=None):
   """``(net, x0_fn_of(params, y))`` for a DDPM-style config (its model and diffusion sections)."""
   from genjax.diffusion import gaussian, schedules
   from genjax.diffusion.method import DDPMConfig, _output_override
@@ -296,8 +296,8 @@ def build_progressive_distill(config, spec: DataSpec) -> Method:
                        f"weights): teacher {to_dict(t_config[section])}, student "
                        f"{to_dict(config[section])}.")
   clip = (-1.0, 1.0) if (cfg.clip_teacher and spec.kind == "image") else None
-  net, x0_fn_of, ns, dcfg = _x0_network(config, spec)
-  _, teacher_x0_of, _, _ = _x0_network(t_config, spec, clip)
+  net, x0_fn_of, ns, dcfg = x0_network(config, spec)
+  _, teacher_x0_of, _, _ = x0_network(t_config, spec, clip)
   if 2 * cfg.student_steps > dcfg.num_timesteps:
     raise ValueError(f"2 x student_steps = {2 * cfg.student_steps} exceeds the model's "
                      f"T = {dcfg.num_timesteps} steps.")
