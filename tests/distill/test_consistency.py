@@ -123,6 +123,7 @@ def test_training_step_updates_the_target_network():
                              0.9 * leaves(params) + 0.1 * leaves(new.params), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow  # three small trainings, ~1 min (CI budget); the CT step is tested above
 def test_consistency_distillation_and_training_runs(tmp_path):
   """A tiny EDM teacher, its consistency distillation and 2-step samples, the teacher-mismatch
   error, and consistency training (in process; the CLI is train.py / sample.py over these)."""

@@ -62,6 +62,7 @@ def test_loss_is_zero_for_the_exact_two_step_student():
   assert float(loss_teacher) > 1e-4  # the teacher's one step is not its two steps
 
 
+@pytest.mark.slow  # two small trainings, ~40 s (CI budget); run with -m slow
 def test_distillation_rounds(tmp_path):
   """A v-teacher, one round (teacher 4 steps -> student 2), its samples, and the chain check."""
   from configs import ddpm, progressive_distill
