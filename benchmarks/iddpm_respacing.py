@@ -35,7 +35,7 @@ def _sampler_factory(config, spec, params):
   from genjax.diffusion import method as dm
   from genjax.diffusion import schedules
   from genjax.nets.build import build_network
-  from genjax.training.config import from_section
+  from genjax.typed_config import from_section
 
   cfg = from_section(dm.DDPMConfig, config.diffusion, where="diffusion")
   base = from_section(dm.SamplingConfig, config.sampling, where="sampling")

@@ -171,11 +171,11 @@ def run_row(row: Row, args, trained: dict) -> dict:
   """Trains (once per workdir), samples and scores one row."""
   import jax
   from genjax import viz
-  from genjax.gan import parzen
+  from genjax.metrics import parzen
   from genjax.metrics import sample_quality
   from genjax.training import run as run_lib
   from genjax.training import sampling
-  from genjax.training.config import from_section
+  from genjax.typed_config import from_section
 
   workdir = _workdir(row, args)
   overrides = tuple((k, v.format(out=args.out) if isinstance(v, str) else v)

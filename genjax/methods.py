@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-from genjax.training.method import DataSpec, Method
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 METHODS = {
     "ddpm": "genjax.diffusion.method:build_ddpm",

@@ -27,8 +27,9 @@ import numpy as np
 
 from genjax.autoencoders import ae as ae_lib
 from genjax.autoencoders import common
-from genjax.training.config import from_section
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 CODE_ACTIVATIONS = {"none": lambda h: h, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh,
                     "relu": jax.nn.relu}

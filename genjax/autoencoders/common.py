@@ -13,7 +13,7 @@ import optax
 
 from genjax.metrics import likelihood as likelihood_lib
 from genjax.nets.conv import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, get_activation
-from genjax.training.method import DataSpec
+from genjax.types import DataSpec
 
 Array = jax.Array
 PyTree = Any

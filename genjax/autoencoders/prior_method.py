@@ -33,8 +33,9 @@ from genjax.autoencoders import common
 from genjax.autoencoders import vq as vq_lib
 from genjax.autoencoders.vq_method import build_vq_model
 from genjax.nets.pixelcnn import GatedPixelCNN
-from genjax.training.config import from_section
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 Array = jax.Array
 

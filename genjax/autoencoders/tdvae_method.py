@@ -28,8 +28,9 @@ from genjax.autoencoders import tdvae as td
 from genjax.autoencoders import vae as vae_lib
 from genjax.nets.belief import BeliefLSTM
 from genjax.nets.conv import GaussianMLP
-from genjax.training.config import from_section, to_dict
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section, to_dict
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,8 +26,9 @@ import numpy as np
 from genjax.autoencoders import common
 from genjax.autoencoders import vae as vae_lib
 from genjax.metrics.likelihood import nats_to_bpd
-from genjax.training.config import from_section
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 DECODERS = ("bernoulli", "gaussian", "logistic")
 

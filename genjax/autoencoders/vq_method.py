@@ -31,8 +31,9 @@ import numpy as np
 from genjax.autoencoders import common
 from genjax.autoencoders import vq as vq_lib
 from genjax.nets.conv import ConvDecoder, ConvEncoder
-from genjax.training.config import from_section
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ import numpy as np
 
 from genjax.data import digits as digits_lib
 from genjax.data import toy2d
-from genjax.training.method import DataSpec
+from genjax.types import DataSpec
 
 Batch = dict[str, np.ndarray]
 

@@ -32,7 +32,7 @@ from genjax.data.pipeline import DatasetNotPreparedError
 from genjax.data.pipeline import TFDS_PREFIX
 from genjax.data.pipeline import check_indices
 from genjax.data.pipeline import resize_images
-from genjax.training.method import DataSpec
+from genjax.types import DataSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,8 +25,9 @@ import optax
 
 from genjax.diffusion import gaussian, guidance, schedules
 from genjax.nets.classifier import NoisyClassifier
-from genjax.training.config import from_section, to_dict
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section, to_dict
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,9 @@ from genjax import viz
 from genjax.diffusion import (gaussian, guidance, losses, nll, samplers, schedules,
                               timestep_sampling)
 from genjax.nets.build import build_network
-from genjax.training.config import from_section
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 
 SAMPLERS = ("ddpm", "ddim", "dpm-solver-1", "dpm-solver-2", "dpm-solver-3")

@@ -30,8 +30,9 @@ import optax
 from genjax.distill import consistency as cm
 from genjax.nets.build import build_network
 from genjax.score.method import log_sigma_label
-from genjax.training.config import from_section
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,7 +267,7 @@ def build_progressive_distill(config, spec: DataSpec) -> Method:
   """
   from genjax.distill import progressive as pd
   from genjax.training import run as run_lib
-  from genjax.training.config import to_dict
+  from genjax.typed_config import to_dict
   cfg = from_section(ProgressiveConfig, config.distill, where="distill")
   sampling = from_section(ProgressiveSamplingConfig, config.sampling, where="sampling")
   if sampling.sampler != "ddim":

@@ -2,8 +2,7 @@
 
 Pure functions of discriminator outputs (``losses``), the closed forms of the paper
 (``theory``), Algorithm 2 with two optimizers (``algorithm``), mode-collapse diagnostics
-(``diagnostics``) and the Parzen-window log-likelihood (``parzen``); ``method.build_gan`` plugs
-them into the generic trainer (``config.method = "gan"``).
+(``diagnostics``); ``method.build_gan`` plugs them into the generic trainer (``config.method = "gan"``).
 
 Example:
   >>> from genjax import gan
@@ -34,9 +33,6 @@ from genjax.gan.losses import r1_penalty
 from genjax.gan.losses import value_function
 from genjax.gan.losses import wasserstein_critic_loss
 from genjax.gan.losses import wasserstein_generator_loss
-from genjax.gan.parzen import parzen_evaluate
-from genjax.gan.parzen import parzen_log_likelihood
-from genjax.gan.parzen import ParzenResult
 from genjax.gan.theory import jensen_shannon_divergence
 from genjax.gan.theory import optimal_discriminator
 from genjax.gan.theory import optimal_discriminator_logit
@@ -46,7 +42,6 @@ __all__ = [
     "GANLossConfig",
     "GANOptimizers",
     "LOSSES",
-    "ParzenResult",
     "discriminator_loss",
     "generator_loss_non_saturating",
     "generator_loss_saturating",
@@ -67,8 +62,6 @@ __all__ = [
     "optimal_discriminator",
     "optimal_discriminator_logit",
     "optimal_value",
-    "parzen_evaluate",
-    "parzen_log_likelihood",
     "r1_penalty",
     "value_function",
     "wasserstein_critic_loss",

@@ -29,8 +29,10 @@ import numpy as np
 
 from genjax.gan import algorithm, diagnostics, losses as L
 from genjax.training import optim as optim_lib
-from genjax.training.config import OptimConfig, from_section, to_dict
-from genjax.training.method import DataSpec, Method
+from genjax.training.config import OptimConfig
+from genjax.typed_config import from_section, to_dict
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 # The reference noise batch of batch-normalized generators at sampling time is drawn from this
 # fixed key (see genjax.nets.dcgan): a constant of the sampler, like its architecture.

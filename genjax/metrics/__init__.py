@@ -10,6 +10,7 @@ Pure functions of arrays (``distances``, ``image``, ``likelihood``)::
   psnr(a, b, data_range) -> [...]
   ssim(a, b, data_range, *, win_size=11, sigma=1.5, k1=0.01, k2=0.03) -> [...]
   nats_to_bpd(nll_nats, num_dims); dequantization_offset(...); bpd_with_dequantization_offset(...)
+  parzen_log_likelihood(x, samples, sigma); parzen_evaluate(samples, val, test, sigmas)  # Goodfellow et al.
 
 Feature extractors and evaluation::
 
@@ -42,11 +43,15 @@ from genjax.metrics.image import ssim
 from genjax.metrics.likelihood import bpd_with_dequantization_offset
 from genjax.metrics.likelihood import dequantization_offset
 from genjax.metrics.likelihood import nats_to_bpd
+from genjax.metrics.parzen import ParzenResult
+from genjax.metrics.parzen import parzen_evaluate
+from genjax.metrics.parzen import parzen_log_likelihood
 from genjax.metrics.reference import RefStats
 from genjax.metrics.reference import load_ref_stats
 
 __all__ = [
     "Extractor",
+    "ParzenResult",
     "RefStats",
     "bpd_with_dequantization_offset",
     "dequantization_offset",
@@ -61,6 +66,8 @@ __all__ = [
     "load_ref_stats",
     "mmd2_unbiased",
     "nats_to_bpd",
+    "parzen_evaluate",
+    "parzen_log_likelihood",
     "precision_recall",
     "psnr",
     "sample_quality",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from genjax.training.config import to_dict
-from genjax.training.method import DataSpec
+from genjax.typed_config import to_dict
+from genjax.types import DataSpec
 
 
 def _registry():

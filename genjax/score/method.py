@@ -47,8 +47,9 @@ from genjax import viz
 from genjax.score import convert, edm, likelihood, losses, ncsn, samplers
 from genjax.score.sde import VESDE, VPSDE, get_sde
 from genjax.nets.build import build_network
-from genjax.training.config import from_section
-from genjax.training.method import DataSpec, Method
+from genjax.typed_config import from_section
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 SDE_SAMPLERS = ("pc", "langevin", "ode-euler", "ode-heun", "ode-adaptive", "pc+ode", "edm-heun",
                 "dpm-solver-1", "dpm-solver-2", "dpm-solver-3", "ddpm", "ddim")

@@ -1,44 +1,12 @@
-"""Typed, frozen views of the ml_collections config (DESIGN.md item 9).
+"""The generic trainer's typed config sections (``config.training``, ``config.optim``).
 
-Library code never reads ``config.a.b.c``: each section becomes a frozen dataclass here, at the
-boundary, and an unknown key fails with a message naming it.
+See :mod:`genjax.typed_config` for how a section becomes a frozen dataclass.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Type, TypeVar
-
-T = TypeVar("T")
-
-
-def to_dict(section: Any) -> dict:
-  """A ConfigDict / FrozenConfigDict / Mapping section as a plain dict."""
-  if section is None:
-    return {}
-  if hasattr(section, "to_dict"):
-    return section.to_dict()
-  return dict(section)
-
-
-def from_section(cls: Type[T], section: Any, *, where: str = "") -> T:
-  """Builds dataclass ``cls`` from a config section, rejecting unknown keys.
-
-  Tuples stay tuples (ml_collections may hand back lists).
-  """
-  d = to_dict(section)
-  names = {f.name for f in dataclasses.fields(cls)}
-  unknown = sorted(set(d) - names)
-  if unknown:
-    raise ValueError(
-        f"Unknown config field(s) {unknown} in section {where or cls.__name__!r}; "
-        f"valid fields are {sorted(names)}.")
-  kwargs = {}
-  for k, v in d.items():
-    if isinstance(v, list):
-      v = tuple(v)
-    kwargs[k] = v
-  return cls(**kwargs)
+from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +43,3 @@ class TrainConfig:
   time_budget_clock: str = "wall"  # wall | process (CPU seconds of this process, all threads:
                                    # a budget that other jobs on a shared machine do not eat)
   tensorboard: bool = True
-
-
-def check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
-  unknown = sorted(set(section) - allowed)
-  if unknown:
-    raise ValueError(f"Unknown config field(s) {unknown} in {where!r}; valid: {sorted(allowed)}.")

@@ -31,22 +31,6 @@ SampleFn = Callable[[PyTree, jax.Array, int], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
-class DataSpec:
-  """What a method needs to know about its data.
-
-  Attributes:
-    shape: shape of one example, e.g. (8, 8, 1) for images (NHWC, values in [-1, 1]) or (2,)
-      for 2-D point data.
-    num_classes: number of class labels (0 if unlabeled).
-    kind: "image" or "points".
-  """
-
-  shape: tuple[int, ...]
-  num_classes: int = 0
-  kind: str = "image"
-
-
-@dataclasses.dataclass(frozen=True)
 class Method:
   """A model family as seen by the trainer.
 

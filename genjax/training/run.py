@@ -16,7 +16,8 @@ from genjax import methods
 from genjax.data import BatchIterator, DataConfig, Dataset, load_dataset
 from genjax.training import trainer
 from genjax.training.checkpoint import Checkpointer
-from genjax.training.config import OptimConfig, TrainConfig, from_section, to_dict
+from genjax.training.config import OptimConfig, TrainConfig
+from genjax.typed_config import from_section, to_dict
 from genjax.training.method import Method
 from genjax.training.state import TrainState
 from genjax.training import optim as optim_lib

@@ -93,7 +93,7 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
     digits classifier's feature space with the real-against-real floor beside them; on other
     data with ``extractor`` (default Inception; needs ``weights``) against the ``ref`` file;
   * ``parzen``: the Parzen-window test log-likelihood of Goodfellow et al. (Table 1), a kernel
-    density on ``config.parzen.num_samples`` samples (:func:`genjax.gan.parzen.parzen_on_dataset`).
+    density on ``config.parzen.num_samples`` samples (:func:`genjax.metrics.parzen.parzen_on_dataset`).
   """
   names = [n.strip() for n in names if n.strip()]
   run, state = run_lib.restore(config, workdir, step)
@@ -108,8 +108,8 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
       results[name] = run.method.evaluators[name](state, run.dataset, jax.random.key(seed + i),
                                                   num)
   if "parzen" in names and "parzen" not in run.method.evaluators:
-    from genjax.gan import parzen
-    from genjax.training.config import from_section
+    from genjax.metrics import parzen
+    from genjax.typed_config import from_section
     cfg = from_section(parzen.ParzenConfig, config.get("parzen", {}), where="parzen")
     samples = generate(run.method, state.ema_params, jax.random.key(seed + names.index("parzen")),
                        cfg.num_samples, batch)

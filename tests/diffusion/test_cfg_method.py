@@ -11,7 +11,7 @@ from configs import ddpm_2d
 from genjax.diffusion import guidance, samplers, schedules
 from genjax.diffusion.method import build_ddpm
 from genjax.nets.build import build_network
-from genjax.training.method import DataSpec
+from genjax.types import DataSpec
 from tests.conftest import run_python
 
 SPEC = DataSpec(shape=(2,), num_classes=3, kind="points")

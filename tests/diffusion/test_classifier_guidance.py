@@ -52,7 +52,7 @@ def test_classifier_training_then_guided_sampling(tmp_path):
   from genjax.diffusion.method import build_ddpm
   from genjax.training import run as run_lib
   from genjax.training import sampling
-  from genjax.training.method import DataSpec
+  from genjax.types import DataSpec
 
   clf, dd = str(tmp_path / "clf"), str(tmp_path / "ddpm")
   clf_config = _tiny(noisy_classifier.get_config())

@@ -295,7 +295,7 @@ def test_method_samplers_with_learned_variance(parameterization):
   import ml_collections
   from configs import iddpm_2d
   from genjax.diffusion.method import build_ddpm
-  from genjax.training.method import DataSpec
+  from genjax.types import DataSpec
 
   config = iddpm_2d.get_config()
   config.model.hidden = 16

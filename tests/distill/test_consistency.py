@@ -102,7 +102,7 @@ def test_training_step_updates_the_target_network():
   """theta- <- mu theta- + (1 - mu) theta after the optimizer step; CT's mu(k) at step 0 is mu0."""
   from configs import consistency_training
   from genjax.distill.method import build_consistency_training
-  from genjax.training.method import DataSpec
+  from genjax.types import DataSpec
   from genjax.training.state import TrainState
 
   config = consistency_training.get_config()

@@ -67,7 +67,7 @@ def _tiny_method(config_name, overrides):
   import importlib
   from genjax import methods
   from genjax.data import DataConfig, load_dataset
-  from genjax.training.config import to_dict
+  from genjax.typed_config import to_dict
   config = importlib.import_module(f"configs.{config_name}").get_config()
   for k, v in overrides.items():
     section, field = k.split(".")

@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax.training.method import DataSpec, Method
+from genjax.training.method import Method
+from genjax.types import DataSpec
 
 
 class ArraySource:
