@@ -36,11 +36,22 @@ flags.DEFINE_integer("step", None, "Checkpoint step to load (default: latest).")
 flags.DEFINE_string("out", None, "Output directory (default: --workdir).")
 flags.DEFINE_string("eval", None, "Comma-separated evaluations instead of a grid: the "
                     "method's own (nll, elbo, recon, modes, ...), the sample metrics "
-                    "fd,fid,kid,is,pr and/or parzen (any method; config.parzen).")
+                    "fd,fid,kid,is,pr (streamed, fixed memory), the reconstruction metrics "
+                    "psnr,ssim,lpips (methods that reconstruct, on the test split) and/or "
+                    "parzen (any method; config.parzen).")
 flags.DEFINE_string("extractor", None, "Feature extractor for fid/kid/is/pr: digits | inception "
-                    "(default: digits on the digits, else inception).")
-flags.DEFINE_string("ref", None, "Reference statistics .npz (python -m genjax.metrics.ref_stats).")
+                    "(pytorch-fid's resize) | inception_clean (clean-fid's resize) (default: "
+                    "digits on the digits, else inception).")
+flags.DEFINE_string("ref", None, "Reference statistics .npz: python -m genjax.metrics.ref_stats, "
+                    "or pytorch-fid / TTUR / clean-fid statistics (see --ref_format).")
+flags.DEFINE_string("ref_format", None, "Format of another project's --ref file: pytorch-fid | "
+                    "ttur | clean-fid:clean | clean-fid:legacy_pytorch | "
+                    "clean-fid:legacy_tensorflow (default: from clean-fid's/TTUR's file names).")
+flags.DEFINE_bool("allow_resize_mismatch", False, "Accept another project's --ref statistics "
+                  "made with another resize than the extractor's (recorded in eval.json).")
 flags.DEFINE_string("weights", None, "Extractor weights (Inception: pytorch-fid .pth or .npz).")
+flags.DEFINE_string("lpips_weights", None, "LPIPS weights .npz for --eval=lpips (python -m "
+                    "genjax.metrics.convert_lpips; default $GENJAX_LPIPS_WEIGHTS).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -69,7 +80,9 @@ def main(argv):
       result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
                                  num=FLAGS.num, seed=FLAGS.seed, step=FLAGS.step,
                                  batch=FLAGS.batch, extractor=FLAGS.extractor, ref=FLAGS.ref,
-                                 weights=FLAGS.weights)
+                                 weights=FLAGS.weights, ref_format=FLAGS.ref_format,
+                                 allow_resize_mismatch=FLAGS.allow_resize_mismatch,
+                                 lpips_weights=FLAGS.lpips_weights)
       import json
       print(json.dumps(result, indent=2, default=float))
       print(f"Wrote {os.path.join(out, 'eval.json')}")

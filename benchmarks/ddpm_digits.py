@@ -100,16 +100,21 @@ def main():
     viz.save_image_grid(samples[:100], os.path.join(wd, "ddim50.png"))
     q = sample_quality(samples)
     results[name] = dict(steps=int(state.step), train_s=train_s, sample_s=sample_s,
-                         fd=q["fd"], fd_floor=q["baseline"]["fd"],
-                         fd_floor_std=q["baseline"]["fd_std"], fd_ratio=q["fd_ratio"],
-                         kid=q["kid"], precision=q["precision"], recall=q["recall"],
+                         fd_digits=q["fd_digits"], fd_digits_floor=q["baseline"]["fd_digits"],
+                         fd_digits_floor_std=q["baseline"]["fd_digits_std"],
+                         fd_digits_ratio=q["fd_digits_ratio"], kid_digits=q["kid_digits"],
+                         precision_digits=q["precision_digits"],
+                         recall_digits=q["recall_digits"],
                          grid=os.path.join(wd, "ddim50.png"))
     print(json.dumps({name: results[name]}), flush=True)
-  print("\n| variant | steps | train s | FD | real floor | FD / floor | precision | recall |")
+  print("\n| variant | steps | train s | fd_digits | real floor | fd_digits / floor | "
+        "precision_digits | recall_digits |")
   print("|---|---|---|---|---|---|---|---|")
   for name, r in results.items():
-    print(f"| {name} | {r['steps']} | {r['train_s']:.0f} | {r['fd']:.2f} | {r['fd_floor']:.2f} "
-          f"± {r['fd_floor_std']:.2f} | {r['fd_ratio']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} |")
+    print(f"| {name} | {r['steps']} | {r['train_s']:.0f} | {r['fd_digits']:.2f} | "
+          f"{r['fd_digits_floor']:.2f} ± {r['fd_digits_floor_std']:.2f} | "
+          f"{r['fd_digits_ratio']:.2f} | {r['precision_digits']:.2f} | "
+          f"{r['recall_digits']:.2f} |")
   if args.out:
     with open(args.out, "w") as f:
       json.dump(results, f, indent=2)

@@ -78,10 +78,12 @@ def main():
   floor = {}
 
   def score(name, nfe, x, **extra):
-    q = sample_quality(np.asarray(x), baseline=not floor)
-    floor.update({k: q["baseline"].get(k, 0.0) for k in ("fd", "fd_std")} if not floor else {})
-    row = {"model": name, "nfe": nfe, "fd": q["fd"], "precision": q["precision"],
-           "recall": q["recall"], **extra}
+    q = sample_quality(np.clip(np.asarray(x), -1, 1), baseline=not floor)  # as a PNG would be
+    floor.update({k: q["baseline"].get(k, 0.0) for k in ("fd_digits", "fd_digits_std")}
+                 if not floor else {})
+    row = {"model": name, "nfe": nfe, "fd_digits": q["fd_digits"],
+           "precision_digits": q["precision_digits"], "recall_digits": q["recall_digits"],
+           **extra}
     rows.append(row)
     grids[f"{name}, NFE {nfe}"] = np.asarray(x)[:32]
     print(json.dumps(row), flush=True)
@@ -129,12 +131,13 @@ def main():
 
   with open(os.path.join(args.out, "distill.json"), "w") as f:
     json.dump({"num": args.num, "floor": floor, "rows": rows}, f, indent=1)
-  lines = [f"FD against the test digits ({args.num} samples; train-vs-test floor "
-           f"{floor['fd']:.3f})", "",
-           "| model | NFE | FD | precision | recall |", "|---|---|---|---|---|"]
+  lines = [f"fd_digits against the test digits ({args.num} samples; train-vs-test floor "
+           f"{floor['fd_digits']:.3f})", "",
+           "| model | NFE | fd_digits | precision_digits | recall_digits |",
+           "|---|---|---|---|---|"]
   for r in rows:
-    lines.append(f"| {r['model']} | {r['nfe']} | {r['fd']:.3f} | {r['precision']:.3f} | "
-                 f"{r['recall']:.3f} |")
+    lines.append(f"| {r['model']} | {r['nfe']} | {r['fd_digits']:.3f} | "
+                 f"{r['precision_digits']:.3f} | {r['recall_digits']:.3f} |")
   with open(os.path.join(args.out, "distill.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   _plot(grids, os.path.join(args.out, "distill.png"))

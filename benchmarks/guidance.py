@@ -96,11 +96,12 @@ def main():
     x = generate(method, state.ema_params, jax.random.key(args.seed), num, num, progress=False)
     secs = time.time() - t0
     probs = np.asarray(probs_fn(x))
-    q = sample_quality(x, baseline=floor is None)
+    q = sample_quality(np.clip(x, -1, 1), baseline=floor is None)  # as a PNG would be
     floor = floor or q["baseline"]
     row = {"scale": w, "accuracy": float(np.mean(probs.argmax(-1) == labels)),
            "confidence": float(np.mean(probs[np.arange(num), labels])),
-           "fd": q["fd"], "precision": q["precision"], "recall": q["recall"],
+           "fd_digits": q["fd_digits"], "precision_digits": q["precision_digits"],
+           "recall_digits": q["recall_digits"],
            "sample_s": round(secs, 1)}
     rows.append(row)
     print(json.dumps(row), flush=True)
@@ -109,19 +110,22 @@ def main():
   name = "classifier guidance (s)" if args.classifier else "classifier-free guidance (w)"
   result = {"guidance": name, "classifier": args.classifier, "workdir": workdir, "step": int(state.step), "train_s": train_s,
             "sampler": dict(config.sampling), "per_class": args.per_class,
-            "floor": {k: floor[k] for k in ("fd", "fd_std", "precision", "recall") if k in floor},
+            "floor": {k: floor[k] for k in ("fd_digits", "fd_digits_std", "precision_digits",
+                                            "recall_digits") if k in floor},
             "rows": rows}
   with open(os.path.join(args.out, "guidance.json"), "w") as f:
     json.dump(result, f, indent=1, default=str)
   s = config.sampling
   lines = [f"{name}, {workdir} (step {int(state.step)}), sampler {s.sampler}"
            f" {s.steps} steps eta {s.eta}; {num} samples ({args.per_class} per class); "
-           f"FD floor {floor['fd']:.3f}", "",
-           f"| {name[-2]} | accuracy | confidence | FD | precision | recall |",
+           f"fd_digits floor {floor['fd_digits']:.3f}", "",
+           f"| {name[-2]} | accuracy | confidence | fd_digits | precision_digits | "
+           "recall_digits |",
            "|---|---|---|---|---|---|"]
   for r in rows:
-    lines.append(f"| {r['scale']:g} | {r['accuracy']:.3f} | {r['confidence']:.3f} | {r['fd']:.3f} | "
-                 f"{r['precision']:.3f} | {r['recall']:.3f} |")
+    lines.append(f"| {r['scale']:g} | {r['accuracy']:.3f} | {r['confidence']:.3f} | "
+                 f"{r['fd_digits']:.3f} | {r['precision_digits']:.3f} | "
+                 f"{r['recall_digits']:.3f} |")
   with open(os.path.join(args.out, "guidance.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   import matplotlib

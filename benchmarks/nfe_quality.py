@@ -144,13 +144,15 @@ def run_dataset(dataset, args):
   else:
     from genjax.metrics import sample_quality
     base = sample_quality(test, baseline=True)["baseline"]
-    floor = {"fd": base["fd"], "fd_std": base.get("fd_std", 0.0)}
+    floor = {"fd_digits": base["fd_digits"], "fd_digits_std": base.get("fd_digits_std", 0.0)}
   print(json.dumps({"dataset": dataset, "floor": floor}), flush=True)
   cache = {}
   if args.resume:  # keep what an earlier run of the same cells measured
     for old in args.previous:
       if old["dataset"] == dataset and old["num_samples"] == args.num:
-        rows.extend(old["rows"])
+        # (rows written before the metric keys were named by feature space: "fd")
+        rows.extend({("fd_digits" if k == "fd" else k): v for k, v in r.items()}
+                    for r in old["rows"])
   done = {(r["sampler"], r["nfe_target"]) for r in rows}
   result = {"dataset": dataset, "floor": floor, "rows": rows,
             "train_s": {k: round(v[2], 1) for k, v in models.items()},
@@ -180,7 +182,8 @@ def run_dataset(dataset, args):
         row["sw2"] = sliced_wasserstein(x, test)
       else:
         from genjax.metrics import sample_quality
-        row["fd"] = sample_quality(x, baseline=False)["fd"]
+        # clipped to [-1, 1] as a PNG would be (a diverged sampler's values are far outside)
+        row["fd_digits"] = sample_quality(np.clip(x, -1, 1), baseline=False)["fd_digits"]
       rows.append(row)
       print(json.dumps(row), flush=True)
       write_outputs(args.done + [result], args.out)  # partial tables survive an interruption
@@ -195,11 +198,11 @@ def write_outputs(results, out):
     json.dump(results, f, indent=1)
   lines = []
   for res in results:
-    metric = "sw2" if "sw2" in res["floor"] else "fd"
+    metric = "sw2" if "sw2" in res["floor"] else "fd_digits"
     nfes = sorted({r["nfe_target"] for r in res["rows"]})
     spread = (f" +- {res['floor'][metric + '_std']:.3f}" if metric + "_std" in res["floor"]
               else "")
-    lines.append(f"**{res['dataset']}** ({metric.upper()}, lower is better; "
+    lines.append(f"**{res['dataset']}** ({metric.upper() if metric == 'sw2' else metric}, lower is better; "
                  f"{res['num_samples']} samples; models trained {res['train_steps']} steps; "
                  f"data-vs-data floor {res['floor'][metric]:.3f}{spread})\n")
     lines.append("| sampler | " + " | ".join(f"NFE {n}" for n in nfes) + " |")
@@ -218,7 +221,7 @@ def write_outputs(results, out):
     f.write("\n".join(lines) + "\n")
   fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
   for ax, res in zip(axes[0], results):
-    metric = "sw2" if "sw2" in res["floor"] else "fd"
+    metric = "sw2" if "sw2" in res["floor"] else "fd_digits"
     for s in SAMPLERS:
       r = sorted((r for r in res["rows"] if r["sampler"] == s), key=lambda r: r["nfe"])
       if r:
@@ -227,7 +230,7 @@ def write_outputs(results, out):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("NFE")
-    ax.set_ylabel(metric.upper())
+    ax.set_ylabel(metric.upper() if metric == "sw2" else metric)
     ax.set_title(res["dataset"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

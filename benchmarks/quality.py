@@ -194,7 +194,8 @@ def run_row(row: Row, args, trained: dict) -> dict:
   sample_s = time.time() - t0
   viz.save_image_grid(samples[:64], os.path.join(args.out, "samples", _slug(row.name) + ".png"))
   finite = bool(np.all(np.isfinite(samples)))
-  samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+  # As written to PNG: non-finite pixels replaced, everything clipped to [-1, 1].
+  samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
   q = sample_quality(samples, baseline=False)
   pz = parzen.parzen_on_dataset(samples, run.dataset,
                                 from_section(parzen.ParzenConfig, config.parzen, where="parzen"),
@@ -218,7 +219,8 @@ def _slug(name: str) -> str:
   return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
-_METRICS = ("fd", "kid", "kid_std", "is", "precision", "recall")
+_METRICS = ("fd_digits", "kid_digits", "kid_digits_std", "is_digits", "precision_digits",
+            "recall_digits")
 
 
 def baseline_row(num: int) -> dict:
@@ -230,7 +232,8 @@ def baseline_row(num: int) -> dict:
   b = q["baseline"]
   return {"name": f"real digits (train vs test; {b['repeats']} subsets)", "config": "-",
           "nfe": 0, "train_steps": 0, "train_s": 0.0, "train_cpu_s": 0.0, "sample_s": 0.0,
-          **{k: b[k] for k in _METRICS if k in b}, "kid_std": q["kid_std"], "fd_std": b["fd_std"]}
+          **{k: b[k] for k in _METRICS if k in b}, "kid_digits_std": q["kid_digits_std"],
+          "fd_digits_std": b["fd_digits_std"]}
 
 
 def to_markdown(rows: list[dict], args) -> str:
@@ -239,13 +242,16 @@ def to_markdown(rows: list[dict], args) -> str:
   lines = [f"Digits, {args.num} samples per model, {args.budget_s:.0f} {unit} seconds of "
            "training per model (compilation included) or the config's num_steps; "
            "features of the genjax digits classifier; reference: the 270 test digits.", "",
-           "| model | NFE | FD | KID x 1e3 | IS | precision | recall | steps | train CPU s / "
+           "| model | NFE | fd_digits | kid_digits x 1e3 | is_digits | precision_digits | "
+           "recall_digits | steps | train CPU s / "
            "wall s | sample s |", "|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
-    fd = f"{r['fd']:.3f}" + (f" ± {r['fd_std']:.3f}" if "fd_std" in r else "")
+    fd = f"{r['fd_digits']:.3f}" + (f" ± {r['fd_digits_std']:.3f}" if "fd_digits_std" in r
+                                    else "")
     lines.append(
-        f"| {r['name']} | {r['nfe']} | {fd} | {1e3 * r['kid']:.2f} ± {1e3 * r['kid_std']:.2f} | "
-        f"{r['is']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+        f"| {r['name']} | {r['nfe']} | {fd} | {1e3 * r['kid_digits']:.2f} ± "
+        f"{1e3 * r['kid_digits_std']:.2f} | "
+        f"{r['is_digits']:.2f} | {r['precision_digits']:.3f} | {r['recall_digits']:.3f} | "
         f"{r['train_steps']} | {r.get('train_cpu_s', 0):.0f} / {r['train_s']:.0f} | "
         f"{r['sample_s']:.1f} |")
 
@@ -255,14 +261,14 @@ def to_markdown(rows: list[dict], args) -> str:
               "the binarized image its Bernoulli decoder models), negative ELBO and IWAE bound "
               "(nats per image; k from the config), and FD of decoded N(0, I) (or prior) "
               "samples.", "",
-              "| model | test squared error / image | -ELBO | -IWAE (k) | FD |",
+              "| model | test squared error / image | -ELBO | -IWAE (k) | fd_digits |",
               "|---|---|---|---|---|"]
     for r in ae:
       e = r.get("elbo")
       elbo = f"{e['neg_elbo_nats']:.2f}" if e else "—"
       iwae = f"{e['neg_iwae_nats']:.2f} ({e['iwae_k']})" if e else "—"
       lines.append(f"| {r['name']} | {r['recon']['test_sq_error_per_image']:.3f} | {elbo} | "
-                   f"{iwae} | {r['fd']:.3f} |")
+                   f"{iwae} | {r['fd_digits']:.3f} |")
 
   pz = [r for r in rows if "parzen" in r]
   if pz:

@@ -43,9 +43,9 @@ def test_train_then_sample_digits(tmp_path):
   ev = json.load(open(os.path.join(wd, "eval.json")))
   q = ev["sample_quality"]
   assert q["num_samples"] == 40 and ev["step"] == 8
-  for k in ("fd", "kid", "is", "precision", "recall"):
+  for k in ("fd_digits", "kid_digits", "is_digits", "precision_digits", "recall_digits"):
     assert np.isfinite(q[k]), k
-  assert q["baseline"]["fd"] < q["fd"]  # an 8-step model is far from the real-data floor
+  assert q["baseline"]["fd_digits"] < q["fd_digits"]  # 8 steps: far from the real-data floor
 
 
 def test_mistyped_override_fails_naming_it(tmp_path):

@@ -1,31 +1,45 @@
-"""Evaluation metrics for generative image models (issue 5).
+"""Evaluation metrics for generative image models.
 
-Pure functions of arrays (``distances``, ``image``, ``likelihood``)::
+Pure functions of arrays (``distances``, ``image``, ``likelihood``, ``lpips``, ``clip_score``)::
 
-  frechet_distance(mu1, sigma1, mu2, sigma2) -> float       # FID formula, float64
+  frechet_distance(mu1, sigma1, mu2, sigma2) -> float       # FID formula, float64; PSD-checked
   feature_statistics(features [N, D]) -> (mu [D], sigma [D, D])
   kid(feat1, feat2, num_subsets=100, subset_size=1000, *, key=None) -> (mean, std)
-  inception_score(probs [N, C], splits=10) -> (mean, std)
+  inception_score(probs [N, C], splits=10, *, shuffle=True, seed=2020) -> (mean, std)
   precision_recall(real_feats, fake_feats, k=3) -> (precision, recall)
   psnr(a, b, data_range) -> [...]
   ssim(a, b, data_range, *, win_size=11, sigma=1.5, k1=0.01, k2=0.03) -> [...]
+  lpips_distance(params, x, y) -> [N]                        # Zhang et al. 2018; load_lpips()
+  clip_score(image_embeds, text_embeds, w=100) -> [...]      # Hessel et al. 2021
   nats_to_bpd(nll_nats, num_dims); dequantization_offset(...); bpd_with_dequantization_offset(...)
   parzen_log_likelihood(x, samples, sigma); parzen_evaluate(samples, val, test, sigmas)  # Goodfellow et al.
 
-Feature extractors and evaluation::
+Every metric and extractor checks its input first (``checks``): NHWC floats in [-1, 1],
+finite, enough samples; uint8, [0, 1], NCHW or NaN inputs get a one-line ValueError.
+
+Feature extractors and evaluation (figures named by feature space: ``fd_digits``,
+``fid_inception``, ``kid_inception_clean``, ...)::
 
   load_digits_classifier() -> (features_fn, probs_fn)       # shipped digits CNN
-  get_extractor("digits" | "inception", weights=None) -> Extractor
+  get_extractor("digits" | "inception" | "inception_clean", weights=None) -> Extractor
   evaluate(samples, metrics=("fd", "kid", "is", "pr"), extractor="digits", ref=None) -> dict
+  Evaluator(metrics, extractor, ref, image_shape=...).update(batch) ... .compute() -> dict
   sample_quality(samples, reference="digits_test") -> dict  # with the real-vs-real baseline
+  load_ref_stats(path, fmt=None)                            # genjax, pytorch-fid, TTUR, clean-fid
 
 Commands::
 
   python -m genjax.metrics.digits_classifier --out genjax/metrics/assets/digits_classifier.npz
   python -m genjax.metrics.convert_inception pt_inception-2015-12-05-6726825d.pth OUT.npz
+  python -m genjax.metrics.convert_lpips --net alex --backbone B.pth --lin L.pth --out OUT.npz
   python -m genjax.metrics.ref_stats --dataset digits --split test --extractor digits --out F.npz
+  python -m genjax.metrics.ref_stats --images DIR_OR_NPZ --extractor inception --out F.npz
+  python -m genjax.metrics.compare_resize                   # pytorch-fid vs clean-fid resize
+
+See docs/metrics.md.
 """
 
+from genjax.metrics.clip_score import clip_score
 from genjax.metrics.digits_classifier import load_digits_classifier
 from genjax.metrics.distances import feature_statistics
 from genjax.metrics.distances import frechet_distance
@@ -33,7 +47,10 @@ from genjax.metrics.distances import inception_score
 from genjax.metrics.distances import kid
 from genjax.metrics.distances import mmd2_unbiased
 from genjax.metrics.distances import precision_recall
+from genjax.metrics.evaluate import Evaluator
 from genjax.metrics.evaluate import evaluate
+from genjax.metrics.evaluate import evaluate_batches
+from genjax.metrics.evaluate import metric_key
 from genjax.metrics.evaluate import sample_quality
 from genjax.metrics.extractors import extract
 from genjax.metrics.extractors import Extractor
@@ -43,19 +60,26 @@ from genjax.metrics.image import ssim
 from genjax.metrics.likelihood import bpd_with_dequantization_offset
 from genjax.metrics.likelihood import dequantization_offset
 from genjax.metrics.likelihood import nats_to_bpd
+from genjax.metrics.lpips import load_lpips
+from genjax.metrics.lpips import lpips_distance
 from genjax.metrics.parzen import ParzenResult
 from genjax.metrics.parzen import parzen_evaluate
 from genjax.metrics.parzen import parzen_log_likelihood
 from genjax.metrics.reference import RefStats
 from genjax.metrics.reference import load_ref_stats
+from genjax.metrics.streaming import FeatureAccumulator
 
 __all__ = [
+    "Evaluator",
     "Extractor",
+    "FeatureAccumulator",
     "ParzenResult",
     "RefStats",
     "bpd_with_dequantization_offset",
+    "clip_score",
     "dequantization_offset",
     "evaluate",
+    "evaluate_batches",
     "extract",
     "feature_statistics",
     "frechet_distance",
@@ -63,7 +87,10 @@ __all__ = [
     "inception_score",
     "kid",
     "load_digits_classifier",
+    "load_lpips",
     "load_ref_stats",
+    "lpips_distance",
+    "metric_key",
     "mmd2_unbiased",
     "nats_to_bpd",
     "parzen_evaluate",

@@ -21,13 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
+from genjax.metrics.checks import check_features
 
-def _as_2d(name: str, x) -> np.ndarray:
-  x = np.asarray(x)
-  if x.ndim != 2:
-    raise ValueError(f"{name} must be a [N, D] array of features, got shape {x.shape}; "
-                     "flatten each example's features first (x.reshape(len(x), -1)).")
-  return x
+# Relative tolerance on negative eigenvalues of a covariance (and of sigma1^(1/2) sigma2
+# sigma1^(1/2)) before FD refuses it: float32-stored 2048-d covariances carry round-off
+# negatives of ~1e-6 of the largest eigenvalue; a hand-built non-PSD matrix is far beyond.
+PSD_RTOL = 1e-4
 
 
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
@@ -45,49 +44,75 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
   Example:
     >>> mu, sigma = feature_statistics(np.random.randn(100, 4))
   """
-  f = _as_2d("features", features).astype(np.float64)
-  if f.shape[0] < 2:
-    raise ValueError(f"feature_statistics needs at least 2 examples, got {f.shape[0]}.")
-  if not np.all(np.isfinite(f)):
-    raise ValueError("features contain NaN or Inf; check the samples and the extractor.")
+  f = check_features(features, "feature_statistics: features", min_count=2).astype(np.float64)
   mu = f.mean(axis=0)
   sigma = np.cov(f, rowvar=False)
   return mu, np.atleast_2d(sigma)
 
 
-def _sqrt_psd(a: np.ndarray) -> np.ndarray:
-  """Symmetric square root of a symmetric positive semi-definite matrix (eigh, clipped at 0)."""
-  w, v = np.linalg.eigh(a)
-  w = np.sqrt(np.clip(w, 0.0, None))
-  return (v * w) @ v.T
+def _psd_eigh(a: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+  """Eigendecomposition of a symmetric PSD matrix; round-off negatives clipped to 0.
+
+  Raises:
+    ValueError: ``a`` is not symmetric, or has an eigenvalue below -PSD_RTOL * max|eig|.
+  """
+  scale = max(float(np.abs(a).max()), np.finfo(np.float64).tiny)
+  if float(np.abs(a - a.T).max()) > PSD_RTOL * scale:
+    raise ValueError(f"{what} is not symmetric, so it is no covariance matrix; compute it with "
+                     "feature_statistics (np.cov(features, rowvar=False)).")
+  w, v = np.linalg.eigh(0.5 * (a + a.T))
+  top = max(float(np.abs(w).max()), np.finfo(np.float64).tiny)
+  if float(w.min()) < -PSD_RTOL * top:
+    raise ValueError(f"{what} is not positive semi-definite (eigenvalue {w.min():.3g} against "
+                     f"{top:.3g}), so it is no covariance matrix; compute it with "
+                     "feature_statistics (np.cov(features, rowvar=False)).")
+  return np.clip(w, 0.0, None), v
 
 
-def trace_sqrt_product(sigma1, sigma2) -> float:
+def trace_sqrt_product(sigma1, sigma2, names: tuple[str, str] = ("sigma1", "sigma2")) -> float:
   """tr((sigma1 sigma2)^(1/2)) for symmetric PSD matrices, through symmetric eigenproblems.
 
   sigma1 sigma2 = R (R sigma2) with R = sigma1^(1/2), and AB has the eigenvalues of BA, so the
   eigenvalues of sigma1 sigma2 are those of the symmetric PSD matrix M = R sigma2 R. Hence
   tr((sigma1 sigma2)^(1/2)) = sum_i sqrt(lambda_i(M)). Each step is a symmetric
-  eigendecomposition, with round-off negatives clipped to zero: no complex parts, no
-  iteration, and singular covariances (fewer samples than dimensions, dead ReLU units) are
-  fine, unlike ``scipy.linalg.sqrtm(sigma1 @ sigma2)``, which needs an ``eps * I`` retry there.
+  eigendecomposition: no complex parts, no iteration, and singular covariances (fewer samples
+  than dimensions, dead ReLU units) are fine, unlike ``scipy.linalg.sqrtm(sigma1 @ sigma2)``,
+  which needs an ``eps * I`` retry there.
+
+  Where pytorch-fid raises on a complex ``sqrtm`` (imaginary part beyond 1e-3), this raises
+  on the inputs that cause it: a covariance that is not symmetric PSD, or an M with a
+  negative eigenvalue beyond round-off (PSD_RTOL of the largest). Round-off negatives are
+  clipped to zero.
 
   Args:
     sigma1: [D, D] symmetric PSD.
     sigma2: [D, D] symmetric PSD.
+    names: what to call the two matrices in error messages.
 
   Returns:
     The trace, a Python float.
+
+  Raises:
+    ValueError: a covariance is not symmetric PSD, naming which one.
   """
   s1 = np.asarray(sigma1, np.float64)
   s2 = np.asarray(sigma2, np.float64)
-  r = _sqrt_psd(0.5 * (s1 + s1.T))
+  w1, v1 = _psd_eigh(s1, names[0])
+  _psd_eigh(s2, names[1])
+  r = (v1 * np.sqrt(w1)) @ v1.T
   m = r @ (0.5 * (s2 + s2.T)) @ r
   w = np.linalg.eigvalsh(0.5 * (m + m.T))
+  top = max(float(np.abs(w).max()), np.finfo(np.float64).tiny)
+  if float(w.min()) < -PSD_RTOL * top:
+    raise ValueError(f"the square root of {names[0]} @ {names[1]} is complex beyond round-off "
+                     f"(eigenvalue {w.min():.3g} against {top:.3g}); the statistics are "
+                     "inconsistent, remake them with feature_statistics.")
   return float(np.sqrt(np.clip(w, 0.0, None)).sum())
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+def frechet_distance(mu1, sigma1, mu2, sigma2,
+                     names: tuple[str, str] = ("the first statistics", "the second statistics")
+                     ) -> float:
   """Frechet (2-Wasserstein) distance between two Gaussians, the FID formula.
 
   d^2 = ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)),
@@ -104,9 +129,15 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     sigma1: [D, D] covariance of the first set.
     mu2: [D] mean of the second set.
     sigma2: [D, D] covariance of the second set.
+    names: what to call the two sets in error messages (e.g. "the samples",
+      "runs/ref/cifar10.npz").
 
   Returns:
     The distance (>= 0) as a Python float.
+
+  Raises:
+    ValueError: shapes differ, a statistic is not finite, or a covariance is not symmetric
+      positive semi-definite (the message names which).
 
   Example:
     >>> fd = frechet_distance(*feature_statistics(f_real), *feature_statistics(f_fake))
@@ -125,8 +156,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if not np.all(np.isfinite(a)):
       raise ValueError(f"{name} contains NaN or Inf; the features it came from were not finite.")
   diff = mu1 - mu2
-  dist = (diff @ diff + np.trace(sigma1) + np.trace(sigma2)
-          - 2.0 * trace_sqrt_product(sigma1, sigma2))
+  tr_sqrt = trace_sqrt_product(sigma1, sigma2, (f"sigma1 ({names[0]})", f"sigma2 ({names[1]})"))
+  dist = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_sqrt
   return max(float(dist), 0.0)
 
 
@@ -182,29 +213,36 @@ def kid(feat1, feat2, num_subsets: int = 100, subset_size: int = 1000, *,
   images. Like the reference implementations (the authors' code, clean-fid,
   torch-fidelity) it is averaged over ``num_subsets`` subsets of ``subset_size`` examples
   drawn without replacement from each set. Unlike FID it is unbiased, so it is the right
-  metric for small sample counts such as the 360 digits of a test split.
+  metric for small sample counts such as the 270 digits of a test split.
 
   Args:
     feat1: [N1, D] features (e.g. real).
     feat2: [N2, D] features (e.g. generated).
     num_subsets: number of subsets averaged.
-    subset_size: examples per subset; clipped to min(N1, N2) as in clean-fid.
+    subset_size: examples per subset, 2 <= subset_size <= min(N1, N2) (torch-fidelity's
+      rule; clean-fid clips it silently instead).
     key: typed PRNG key choosing the subsets; ``None`` means ``jax.random.key(0)``, so the
       result is reproducible.
 
   Returns:
     (mean, std) over the subsets, Python floats. The std is that of the subset estimates
     (ddof=0), a measure of the estimator's spread, not a standard error.
+
+  Raises:
+    ValueError: subset_size larger than a set, or below 2; feature dimensions differ.
   """
-  f1 = _as_2d("feat1", feat1)
-  f2 = _as_2d("feat2", feat2)
+  f1 = check_features(feat1, "kid: feat1")
+  f2 = check_features(feat2, "kid: feat2")
   if f1.shape[1] != f2.shape[1]:
     raise ValueError(f"kid: feature dimensions differ ({f1.shape[1]} vs {f2.shape[1]}); "
                      "use one extractor for both sets.")
-  m = min(int(subset_size), f1.shape[0], f2.shape[0])
+  m = int(subset_size)
   if m < 2:
-    raise ValueError(f"kid needs at least 2 examples per set, got {f1.shape[0]} and "
-                     f"{f2.shape[0]}.")
+    raise ValueError(f"kid: subset_size must be >= 2, got {m}.")
+  if m > min(f1.shape[0], f2.shape[0]):
+    raise ValueError(f"kid: subset_size={m} is larger than the sets ({f1.shape[0]} and "
+                     f"{f2.shape[0]} examples); pass subset_size <= "
+                     f"{min(f1.shape[0], f2.shape[0])} or use more samples.")
   if num_subsets < 1:
     raise ValueError(f"kid: num_subsets must be >= 1, got {num_subsets}.")
   key = jax.random.key(0) if key is None else key
@@ -214,29 +252,55 @@ def kid(feat1, feat2, num_subsets: int = 100, subset_size: int = 1000, *,
   return float(vals.mean()), float(vals.std())
 
 
-def inception_score(probs, splits: int = 10) -> tuple[float, float]:
+# torch-fidelity's default shuffling seed for the Inception Score splits.
+IS_SEED = 2020
+
+
+def inception_score(probs, splits: int = 10, *, shuffle: bool = True,
+                    seed: int = IS_SEED) -> tuple[float, float]:
   """Inception Score exp(E_x KL(p(y|x) || p(y))), mean and std over splits.
 
-  Salimans et al. (2016), "Improved Techniques for Training GANs", Sec. 4. As in their code,
-  the N examples are cut into ``splits`` contiguous parts; p(y) is the mean of p(y|x) within
-  a part, and the score of a part is exp of the mean KL there. It ranges from 1 (every
-  p(y|x) equal to p(y)) to the number of classes (confident and uniformly spread).
+  Salimans et al. (2016), "Improved Techniques for Training GANs", Sec. 4. The N examples are
+  cut into ``splits`` parts; p(y) is the mean of p(y|x) within a part, and the score of a
+  part is exp of the mean KL there. It ranges from 1 (every p(y|x) equal to p(y)) to the
+  number of classes (confident and uniformly spread).
+
+  Splits: the original code cuts the examples in the order given, so a set ordered by class
+  (samples drawn class by class) scores about 1. Here the examples are first permuted with
+  ``np.random.RandomState(seed).permutation(N)``, exactly as torch-fidelity does (seed 2020
+  by default), so its IS and genjax's agree on the same probabilities; torchmetrics permutes
+  with torch's global generator instead. ``shuffle=False`` gives the original contiguous
+  splits (and StyleGAN's metric). The std uses ddof=0, as the original code and
+  torch-fidelity (torchmetrics' ``torch.std`` uses ddof=1).
+
+  For Inception-v3, p(y|x) must be the softmax of the logits *without* the fc bias, as in the
+  original code (``pool3 @ w``), torch-fidelity and torchmetrics (``logits_unbiased``) and
+  StyleGAN3 (``no_output_bias``); :func:`genjax.metrics.inception.fid_features_and_probs`
+  gives those by default.
 
   Args:
     probs: [N, C] class probabilities p(y|x) (rows sum to 1), N >= splits.
     splits: number of parts.
+    shuffle: permute the examples before splitting.
+    seed: the permutation's seed.
 
   Returns:
-    (mean, std) of the per-part scores (std with ddof=0, as in the reference), Python floats.
+    (mean, std) of the per-part scores, Python floats.
+
+  Raises:
+    ValueError: splits > N, or rows that are not probabilities.
   """
-  p = _as_2d("probs", probs)
+  p = check_features(probs, "inception_score: probs", min_count=1)
   n = p.shape[0]
   if not 1 <= splits <= n:
-    raise ValueError(f"inception_score: need 1 <= splits <= N, got splits={splits}, N={n}.")
+    raise ValueError(f"inception_score: need 1 <= splits <= N, got splits={splits}, N={n}; "
+                     "pass fewer splits or more samples.")
   if np.any(p < 0) or not np.allclose(p.sum(-1), 1.0, atol=1e-3):
     raise ValueError("inception_score takes probabilities (non-negative rows that sum to 1); "
                      "apply softmax to logits first.")
   p = p.astype(np.float64)
+  if shuffle:
+    p = p[np.random.RandomState(seed).permutation(n)]
   scores = []
   for i in range(splits):
     part = p[i * n // splits:(i + 1) * n // splits]
@@ -323,6 +387,10 @@ def precision_recall(real_feats, fake_feats, k: int = 3,
   Distances are computed in blocks of ``batch_size`` rows in JAX, so memory stays
   O(batch_size * N).
 
+  Both sets are first centred on the real features' mean (in float64): distances do not
+  change, but ||a||^2 + ||b||^2 - 2 a.b no longer cancels catastrophically in float32 for
+  features far from the origin.
+
   Args:
     real_feats: [N, D] features of real images, N > k.
     fake_feats: [M, D] features of generated images, M > k.
@@ -332,17 +400,18 @@ def precision_recall(real_feats, fake_feats, k: int = 3,
   Returns:
     (precision, recall), Python floats in [0, 1].
   """
-  r = _as_2d("real_feats", real_feats)
-  f = _as_2d("fake_feats", fake_feats)
+  r = check_features(real_feats, "precision_recall: real_feats")
+  f = check_features(fake_feats, "precision_recall: fake_feats")
   if r.shape[1] != f.shape[1]:
     raise ValueError(f"precision_recall: feature dimensions differ ({r.shape[1]} vs "
                      f"{f.shape[1]}); use one extractor for both sets.")
   if min(r.shape[0], f.shape[0]) <= k:
     raise ValueError(f"precision_recall needs more than k={k} examples per set, got "
                      f"{r.shape[0]} real and {f.shape[0]} generated.")
+  centre = r.mean(axis=0, dtype=np.float64)
   dtype = jnp.result_type(float)
-  r = jnp.asarray(r, dtype)
-  f = jnp.asarray(f, dtype)
+  r = jnp.asarray(r - centre, dtype)
+  f = jnp.asarray(f - centre, dtype)
   precision = manifold_coverage(f, r, knn_radii(r, k, batch_size), batch_size)
   recall = manifold_coverage(r, f, knn_radii(f, k, batch_size), batch_size)
   return float(precision), float(recall)

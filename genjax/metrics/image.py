@@ -11,13 +11,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-
-def _check_pair(name: str, a, b) -> None:
-  if a.shape != b.shape:
-    raise ValueError(f"{name}: the two images must have one shape, got {a.shape} and {b.shape}.")
-  if a.ndim < 3:
-    raise ValueError(f"{name} takes images [..., H, W, C], got shape {a.shape}; add a channel "
-                     "axis for grayscale (x[..., None]).")
+from genjax.metrics.checks import check_image_pair
 
 
 def psnr(a: jax.Array, b: jax.Array, data_range: float) -> jax.Array:
@@ -36,7 +30,7 @@ def psnr(a: jax.Array, b: jax.Array, data_range: float) -> jax.Array:
   """
   a = jnp.asarray(a)
   b = jnp.asarray(b)
-  _check_pair("psnr", a, b)
+  check_image_pair(a, b, "psnr", data_range)
   dtype = jnp.promote_types(jnp.result_type(a, b), jnp.float32)
   diff = a.astype(dtype) - b.astype(dtype)
   mse = jnp.mean(diff * diff, axis=(-3, -2, -1))
@@ -115,7 +109,7 @@ def ssim(a: jax.Array, b: jax.Array, data_range: float, *, win_size: int = 11,
   """
   a = jnp.asarray(a)
   b = jnp.asarray(b)
-  _check_pair("ssim", a, b)
+  check_image_pair(a, b, "ssim", data_range)
   h, w = a.shape[-3:-1]
   if min(h, w) < win_size:
     raise ValueError(

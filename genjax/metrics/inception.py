@@ -13,12 +13,22 @@ torchvision's Inception-v3 topology with 1008 output classes and the FID-specifi
 each conv followed by BatchNorm (eps 1e-3, running statistics) and ReLU, no aux classifier.
 With the official weights its pool3 features give FIDs comparable with the literature.
 
-Input convention (``RESIZE_CONVENTION``, recorded in reference statistics), as a PNG of the
-samples read back by pytorch-fid: images [N, H, W, C] in [-1, 1], C in {1, 3} (grayscale is
-repeated to RGB) -> [0, 1] -> quantized to 8 bits (round(255 x) / 255) -> bilinear resize to
-299x299 with half-pixel centres and no antialiasing (``F.interpolate(mode="bilinear",
-align_corners=False)``) -> 2 x - 1 -> the network. Outputs: pool3 features [N, 2048] (FID,
-KID, precision/recall) and the softmax of the 1008 logits (Inception Score).
+Two input conventions (recorded in reference statistics; ``RESIZES``):
+
+* ``"pytorch-fid"`` (default, ``RESIZE_CONVENTION``), as a PNG of the samples read back by
+  pytorch-fid: images [N, H, W, C] in [-1, 1], C in {1, 3} (grayscale is repeated to RGB) ->
+  [0, 1] -> quantized to 8 bits (round(255 x) / 255) -> bilinear resize to 299x299 with
+  half-pixel centres and no antialiasing (``F.interpolate(mode="bilinear",
+  align_corners=False)``) -> 2 x - 1 -> the network.
+* ``"clean"`` (``CLEAN_RESIZE_CONVENTION``), clean-fid's ``mode="clean"`` (Parmar et al. 2022,
+  "On Aliased Resizing and Surprising Subtleties in GAN Evaluation"): [-1, 1] -> uint8 ->
+  PIL's bicubic resampling (antialiased when it shrinks) of each channel as a float32 image
+  to 299x299 -> clip to [0, 255] -> (x - 128) / 128 -> the network (:func:`resize_clean`).
+
+Outputs: pool3 features [N, 2048] (FID, KID, precision/recall) and the class probabilities for
+the Inception Score: the softmax of the 1008 logits *without* the fc bias (``pool3 @ W``), as
+the original IS code, torch-fidelity, torchmetrics and StyleGAN3 compute them; the biased form
+is an explicit option (``logits_bias=True``).
 
 Weights are never downloaded. Give the official pytorch-fid file
 (``pt_inception-2015-12-05-6726825d.pth``; loading a .pth needs torch, with
@@ -35,6 +45,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 NAME = "inception_v3_fid"
 FEATURE_DIM = 2048
@@ -45,6 +56,15 @@ FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fi
                    "pt_inception-2015-12-05-6726825d.pth")
 RESIZE_CONVENTION = ("pytorch-fid: [-1,1] -> [0,1] -> uint8 round -> bilinear "
                      "(align_corners=False, no antialias) to 299x299 -> [-1,1]; gray -> RGB")
+CLEAN_RESIZE_CONVENTION = ("clean-fid: [-1,1] -> uint8 round -> PIL bicubic (antialiased) per "
+                           "channel in float32 to 299x299 -> clip [0,255] -> (x-128)/128; "
+                           "gray -> RGB")
+# resize mode -> the convention string recorded in reference statistics.
+RESIZES = {"pytorch-fid": RESIZE_CONVENTION, "clean": CLEAN_RESIZE_CONVENTION}
+# pytorch-fid's official weights file is pt_inception-2015-12-05-6726825d.pth; the suffix is
+# the start of its sha256 (torch.hub's convention). Statistics files of other projects (TTUR,
+# pytorch-fid, clean-fid) were made with these weights.
+OFFICIAL_SHA256_PREFIX = "6726825d"
 HOW_TO_GET = (
     f"Download the pytorch-fid weights on a machine with internet access ({FID_WEIGHTS_URL}), "
     "convert them once with `python -m genjax.metrics.convert_inception "
@@ -200,16 +220,30 @@ class InceptionV3FID(nn.Module):
     return pool3, nn.Dense(NUM_CLASSES, name="fc")(pool3)
 
 
-def preprocess(x: jax.Array, quantize: bool = True) -> jax.Array:
-  """[N, H, W, C] in [-1, 1] -> [N, 299, 299, 3] in [-1, 1], pytorch-fid's input pipeline.
+def _check_resize(resize: str) -> None:
+  if resize not in RESIZES:
+    raise ValueError(f"unknown Inception resize {resize!r}; valid: {sorted(RESIZES)} "
+                     "(pytorch-fid's bilinear, or clean-fid's antialiased bicubic).")
+
+
+def preprocess(x: jax.Array, quantize: bool = True, resize: str = "pytorch-fid") -> jax.Array:
+  """[N, H, W, C] in [-1, 1] -> the network's input [N, 299, 299, 3] (see the module docstring).
 
   Args:
     x: images, C in {1, 3}.
-    quantize: round to 8 bits first, as when samples are saved as PNG and read back.
+    quantize: round to 8 bits first, as when samples are saved as PNG and read back
+      (``resize="clean"`` always quantizes: clean-fid resizes uint8 images).
+    resize: "pytorch-fid" or "clean".
   """
+  _check_resize(resize)
   if x.ndim != 4 or x.shape[-1] not in (1, 3):
     raise ValueError(f"Inception takes images [N, H, W, 1 or 3], got shape {tuple(x.shape)}.")
   x01 = jnp.clip((x.astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
+  if resize == "clean":
+    u8 = jnp.round(x01 * 255.0)
+    if u8.shape[-1] == 1:
+      u8 = jnp.repeat(u8, 3, axis=-1)
+    return (resize_clean(u8) - 128.0) / 128.0
   if quantize:
     x01 = jnp.round(x01 * 255.0) / 255.0
   if x01.shape[-1] == 1:
@@ -222,11 +256,93 @@ def preprocess(x: jax.Array, quantize: bool = True) -> jax.Array:
   return 2.0 * x01 - 1.0
 
 
-def fid_features_and_probs(variables: Any, x: jax.Array,
-                           quantize: bool = True) -> tuple[jax.Array, jax.Array]:
-  """Pool3 features [N, 2048] and class probabilities [N, 1008] of images in [-1, 1]."""
-  pool3, logits = InceptionV3FID().apply(variables, preprocess(x, quantize))
-  return pool3, jax.nn.softmax(logits, axis=-1)
+def _pil_bicubic(x: float) -> float:
+  """PIL's bicubic kernel (Keys 1981 with a = -0.5), ``bicubic_filter`` in Pillow's Resample.c."""
+  a = -0.5
+  x = abs(x)
+  if x < 1.0:
+    return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+  if x < 2.0:
+    return (((x - 5.0) * x + 8.0) * x - 4.0) * a
+  return 0.0
+
+
+@functools.lru_cache(maxsize=16)
+def pil_resample_matrix(in_size: int, out_size: int) -> np.ndarray:
+  """[out_size, in_size] weights of PIL's bicubic resampling along one axis.
+
+  Pillow's ``precompute_coeffs`` (Resample.c): output pixel i is centred at
+  (i + 0.5) * in/out in input coordinates; when shrinking, the kernel is stretched by
+  in/out (support 2 * in/out: the antialiasing that pytorch-fid's bilinear resize lacks);
+  the taps inside the image are renormalised to sum to one.
+  """
+  scale = in_size / out_size
+  filterscale = max(scale, 1.0)
+  support = 2.0 * filterscale
+  w = np.zeros((out_size, in_size), np.float64)
+  for i in range(out_size):
+    center = (i + 0.5) * scale
+    lo = max(int(center - support + 0.5), 0)
+    hi = min(int(center + support + 0.5), in_size)
+    taps = np.array([_pil_bicubic((j - center + 0.5) / filterscale) for j in range(lo, hi)])
+    total = taps.sum()
+    w[i, lo:hi] = taps / total if total != 0.0 else taps
+  return w
+
+
+def resize_clean(u8: jax.Array, size: int = INPUT_SIZE) -> jax.Array:
+  """clean-fid's resize: [N, H, W, C] uint8 values (as floats) -> [N, size, size, C] in [0, 255].
+
+  ``PIL.Image.fromarray(channel.astype(np.float32), mode="F").resize((size, size),
+  Image.BICUBIC)`` for each channel, clipped to [0, 255] (clean-fid's
+  ``make_resizer("PIL", False, "bicubic", (299, 299))``). PIL's two-pass separable resampling
+  is a matrix product per axis (:func:`pil_resample_matrix`); it agrees with PIL to float32
+  round-off.
+  """
+  n, h, w, c = u8.shape
+  wh = jnp.asarray(pil_resample_matrix(h, size), jnp.float32)
+  ww = jnp.asarray(pil_resample_matrix(w, size), jnp.float32)
+  hi = jax.lax.Precision.HIGHEST
+  y = jnp.einsum("ow,nhwc->nhoc", ww, u8.astype(jnp.float32), precision=hi)
+  y = jnp.einsum("ph,nhoc->npoc", wh, y, precision=hi)
+  return jnp.clip(y, 0.0, 255.0)
+
+
+def class_probs(fc_params: Any, pool3: jax.Array, logits_bias: bool = False) -> jax.Array:
+  """Inception Score class probabilities [N, 1008] from pool3 features [N, 2048].
+
+  softmax(pool3 @ W) by default: the logits without the fc bias, as the original IS code
+  (Salimans et al. 2016, ``tf.matmul(pool3, w)``), torch-fidelity and torchmetrics
+  (``logits_unbiased``) and StyleGAN3 (``no_output_bias``) compute them, so that the score is
+  comparable with published IS. ``logits_bias=True`` gives softmax(pool3 @ W + b), the full fc
+  layer.
+
+  Args:
+    fc_params: {"kernel": [2048, 1008], "bias": [1008]}.
+    pool3: [N, 2048] features.
+    logits_bias: include the bias.
+  """
+  logits = jnp.matmul(pool3, fc_params["kernel"].astype(pool3.dtype),
+                      precision=jax.lax.Precision.HIGHEST)
+  if logits_bias:
+    logits = logits + fc_params["bias"].astype(pool3.dtype)
+  return jax.nn.softmax(logits, axis=-1)
+
+
+def fid_features_and_probs(variables: Any, x: jax.Array, quantize: bool = True, *,
+                           resize: str = "pytorch-fid",
+                           logits_bias: bool = False) -> tuple[jax.Array, jax.Array]:
+  """Pool3 features [N, 2048] and IS class probabilities [N, 1008] of images in [-1, 1].
+
+  Args:
+    variables: {"params", "batch_stats"} of :class:`InceptionV3FID`.
+    x: [N, H, W, C] images in [-1, 1], C in {1, 3}.
+    quantize: round to 8 bits first (pytorch-fid resize only).
+    resize: "pytorch-fid" or "clean" (:func:`preprocess`).
+    logits_bias: probabilities from the biased logits (:func:`class_probs`); default unbiased.
+  """
+  pool3, _ = InceptionV3FID().apply(variables, preprocess(x, quantize, resize))
+  return pool3, class_probs(variables["params"]["fc"], pool3, logits_bias)
 
 
 @functools.lru_cache(maxsize=1)
@@ -238,19 +354,29 @@ def variable_shapes() -> dict:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_cached(path: str, mtime: float) -> tuple[Any, str]:
+def _load_cached(path: str, mtime: float) -> tuple[Any, str, str]:
+  import hashlib
+
   from genjax.metrics import convert_inception
   from genjax.metrics import weights as weights_lib
 
   if path.endswith(".pth") or path.endswith(".pt"):
     flat = convert_inception.convert_state_dict(convert_inception.read_pth(path))
     variables = weights_lib.unflatten(flat)
+    with open(path, "rb") as f:
+      source_sha256 = hashlib.sha256(f.read()).hexdigest()
   else:
-    variables, _, _ = weights_lib.load_weights(path, what="Inception-v3 FID weights",
-                                               how_to_get=HOW_TO_GET)
+    variables, meta, _ = weights_lib.load_weights(path, what="Inception-v3 FID weights",
+                                                  how_to_get=HOW_TO_GET)
+    source_sha256 = str(meta.get("source_sha256", ""))
   convert_inception.check_variables(variables, path)
   checksum = weights_lib.params_checksum(weights_lib.flatten_params(variables))
-  return variables, checksum
+  return variables, checksum, source_sha256
+
+
+def is_official(source_sha256: str) -> bool:
+  """Whether weights came from pytorch-fid's official .pth (by the sha256 of that file)."""
+  return source_sha256.startswith(OFFICIAL_SHA256_PREFIX)
 
 
 def load_inception_params(path: Optional[str] = None) -> tuple[Any, str]:
@@ -269,4 +395,12 @@ def load_inception_params(path: Optional[str] = None) -> tuple[Any, str]:
                             f"{HOW_TO_GET}")
   if not os.path.exists(path):
     raise FileNotFoundError(f"Inception-v3 weights file not found: {path!r}. {HOW_TO_GET}")
+  return _load_cached(os.path.abspath(path), os.path.getmtime(path))[:2]
+
+
+def load_inception(path: Optional[str] = None) -> tuple[Any, str, str]:
+  """Like :func:`load_inception_params`, plus the sha256 of the .pth the weights came from
+  (read from a converted .npz's metadata; "" when unknown)."""
+  load_inception_params(path)  # the checks and messages
+  path = path or os.environ.get(ENV_VAR)
   return _load_cached(os.path.abspath(path), os.path.getmtime(path))

@@ -118,21 +118,20 @@ def test_kid_unbiased_for_one_distribution_positive_for_two():
   assert mean2 > 5 * std2 and mean2 > 10 * abs(mean)
 
 
-def test_kid_reproducible_and_clipped():
+def test_kid_reproducible():
   rng = np.random.default_rng(1)
   a, b = rng.normal(size=(30, 4)), rng.normal(size=(50, 4))
-  r1 = metrics.kid(a, b, num_subsets=5, subset_size=1000)  # clipped to 30
-  r2 = metrics.kid(a, b, num_subsets=5, subset_size=1000, key=jax.random.key(0))
+  r1 = metrics.kid(a, b, num_subsets=5, subset_size=30)
+  r2 = metrics.kid(a, b, num_subsets=5, subset_size=30, key=jax.random.key(0))
   assert r1 == r2
-  # All of a and 30 of b in each subset; subset 1 of b equals a direct computation.
   with pytest.raises(ValueError, match="feature dimensions differ"):
-    metrics.kid(a, b[:, :3])
+    metrics.kid(a, b[:, :3], subset_size=30)
 
 
 def test_inception_score_closed_forms():
   c, n = 10, 1000
-  onehot = np.eye(c)[np.arange(n) % c]  # confident and balanced in every split
-  mean, std = metrics.inception_score(onehot, splits=10)
+  onehot = np.eye(c)[np.arange(n) % c]  # confident and balanced in every contiguous split
+  mean, std = metrics.inception_score(onehot, splits=10, shuffle=False)
   assert mean == pytest.approx(c, rel=1e-5) and std == pytest.approx(0, abs=1e-4)
   mean, std = metrics.inception_score(np.full((n, c), 1.0 / c), splits=10)
   assert mean == pytest.approx(1.0, abs=1e-6) and std == pytest.approx(0, abs=1e-6)
@@ -150,7 +149,7 @@ def test_inception_score_matches_numpy():
     py = part.mean(0, keepdims=True)
     scores.append(np.exp(np.mean(np.sum(part * (np.log(part) - np.log(py)), 1))))
   with jax.enable_x64(True):
-    mean, std = metrics.inception_score(p, splits=4)
+    mean, std = metrics.inception_score(p, splits=4, shuffle=False)
   np.testing.assert_allclose([mean, std], [np.mean(scores), np.std(scores)], rtol=1e-10)
   with pytest.raises(ValueError, match="softmax"):
     metrics.inception_score(logits, 2)
@@ -206,3 +205,92 @@ def test_knn_radii_under_jit_any_batch():
   r2 = distances.knn_radii(x, 3, 64)
   np.testing.assert_allclose(r1, r2, rtol=1e-5)
   assert r1.shape == (37,)
+
+
+# --- the numbered problems of an independent check; each of these failed before the fix ----
+
+
+def test_inception_score_uses_unbiased_logits_by_default():
+  """Problem 1: IS from softmax(pool3 @ W), not softmax(pool3 @ W + b) (original IS code,
+  torch-fidelity/torchmetrics logits_unbiased, StyleGAN3 no_output_bias)."""
+  from genjax.metrics import inception
+  rng = np.random.default_rng(0)
+  pool3 = rng.normal(size=(40, 16)).astype(np.float32)
+  fc = {"kernel": rng.normal(size=(16, 5)).astype(np.float32),
+        "bias": np.array([3.0, -2.0, 0.5, 1.0, -1.0], np.float32)}  # a strong, non-zero bias
+
+  def softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+  unbiased = softmax(pool3.astype(np.float64) @ fc["kernel"])
+  biased = softmax(pool3.astype(np.float64) @ fc["kernel"] + fc["bias"])
+  np.testing.assert_allclose(inception.class_probs(fc, pool3), unbiased, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(inception.class_probs(fc, pool3, logits_bias=True), biased,
+                             rtol=1e-5, atol=1e-7)
+  # (The whole network's default is checked against pytorch-fid's fc in test_inception.py.)
+  assert metrics.inception_score(unbiased, 4)[0] != pytest.approx(
+      metrics.inception_score(biased, 4)[0], rel=1e-3)
+
+
+def test_inception_score_shuffles_splits_like_torch_fidelity():
+  """Problem 4: samples ordered by class scored 1.0 with contiguous splits."""
+  c, n = 10, 1000
+  onehot = np.eye(c)[np.repeat(np.arange(c), n // c)]  # sorted by class: split i = class i
+  mean, _ = metrics.inception_score(onehot, splits=10)
+  assert mean > 9.0, mean
+  assert metrics.inception_score(onehot, splits=10, shuffle=False)[0] == pytest.approx(1.0)
+  # torch-fidelity's isc_features_to_metric on the same (log-)probabilities, written out:
+  # permutation np.random.RandomState(2020), float64, std with ddof 0.
+  rng = np.random.default_rng(3)
+  logits = rng.normal(size=(257, 7)) * 2
+  p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+  q = p[np.random.RandomState(2020).permutation(len(p))]
+  scores = []
+  for i in range(10):
+    part = q[i * 257 // 10:(i + 1) * 257 // 10]
+    kl = (part * (np.log(part) - np.log(part.mean(0, keepdims=True)))).sum(1).mean()
+    scores.append(np.exp(kl))
+  np.testing.assert_allclose(metrics.inception_score(p, 10), [np.mean(scores), np.std(scores)],
+                             rtol=1e-10)
+
+
+def test_precision_recall_float32_far_from_origin():
+  """Problem 3: ||a||^2 + ||b||^2 - 2ab cancels in float32 at an offset of 1e3."""
+  rng = np.random.default_rng(0)
+  real = rng.normal(size=(400, 8))
+  fake = rng.normal(size=(400, 8)) * 1.4 + 0.6
+  expected = _precision_recall_numpy(real, fake, 3)  # float64, offset-free
+  got = metrics.precision_recall((real + 1e3).astype(np.float32),
+                                 (fake + 1e3).astype(np.float32), k=3)
+  np.testing.assert_allclose(got, expected, atol=3.0 / 400)
+
+
+def test_frechet_distance_refuses_non_psd_covariance():
+  """Problem 2: a hand-built non-PSD covariance gave FD 0.0 (pytorch-fid raises)."""
+  mu = np.zeros(2)
+  bad = np.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3 and -1
+  with pytest.raises(ValueError, match=r"sigma2 \(the reference\) is not positive semi"):
+    metrics.frechet_distance(mu, np.eye(2), mu, bad, names=("the samples", "the reference"))
+  with pytest.raises(ValueError, match="sigma1.*not symmetric"):
+    metrics.frechet_distance(mu, np.array([[1.0, 0.5], [0.0, 1.0]]), mu, np.eye(2))
+  # Round-off negatives of a rank-deficient covariance stored in float32 are fine.
+  f = np.random.default_rng(0).normal(size=(20, 64))
+  m, s = metrics.feature_statistics(f)
+  s32 = s.astype(np.float32).astype(np.float64)
+  assert np.linalg.eigvalsh(s32).min() < 0
+  assert metrics.frechet_distance(m, s32, m, s32) < 1e-4
+
+
+def test_counts_and_nan_features_are_refused():
+  """Problem 2: KID clipped subset_size silently; IS reduced its splits; PR took NaN."""
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(30, 4)), rng.normal(size=(50, 4))
+  with pytest.raises(ValueError, match="subset_size=1000 is larger than the sets"):
+    metrics.kid(a, b, num_subsets=5, subset_size=1000)
+  with pytest.raises(ValueError, match="splits=10, N=5"):
+    metrics.inception_score(np.full((5, 3), 1 / 3), splits=10)
+  bad = rng.normal(size=(40, 4))
+  bad[3, 1] = np.nan
+  with pytest.raises(ValueError, match="NaN"):
+    metrics.precision_recall(rng.normal(size=(40, 4)), bad)

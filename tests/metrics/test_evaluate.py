@@ -17,12 +17,12 @@ def digits():
 def test_test_split_against_itself_is_perfect(digits):
   _, test = digits
   out = metrics.evaluate(test, ("fd", "kid", "is", "pr"), "digits", "digits_test")
-  assert out["fd"] < 1e-6
-  assert out["precision"] == 1.0 and out["recall"] == 1.0
+  assert out["fd_digits"] < 1e-6
+  assert out["precision_digits"] == 1.0 and out["recall_digits"] == 1.0
   # Identical sets: the unbiased estimate is 2 (sum_ij k_ij - m sum_i k_ii) / (m^2 (m - 1)) <= 0
   # by Cauchy-Schwarz (each point is more similar to itself than the average pair).
-  assert -0.2 < out["kid"] <= 1e-6
-  assert 8.0 < out["is"] <= 10.0
+  assert -0.2 < out["kid_digits"] <= 1e-6
+  assert 8.0 < out["is_digits"] <= 10.0
   assert out["num_samples"] == len(test) and out["extractor"] == "digits_classifier"
   assert out["reference"]["split"] == "test" and out["reference"]["num"] == len(test)
 
@@ -32,18 +32,19 @@ def test_sample_quality_has_a_floor_and_ranks_noise_worse(digits):
   rng = np.random.default_rng(0)
   real = train[rng.permutation(len(train))[:500]]
   q = metrics.sample_quality(real)
-  for k in ("fd", "kid", "kid_std", "is", "is_std", "precision", "recall", "baseline",
-            "fd_ratio"):
+  for k in ("fd_digits", "kid_digits", "kid_digits_std", "is_digits", "is_digits_std",
+            "precision_digits", "recall_digits", "baseline", "fd_digits_ratio"):
     assert k in q
   assert q["baseline"]["num_samples"] == 500 and q["baseline"]["repeats"] == 5
-  assert 0.7 < q["fd_ratio"] < 1.4  # real train digits sit on the floor
+  assert 0.7 < q["fd_digits_ratio"] < 1.4  # real train digits sit on the floor
   noisy = np.clip(real + 0.5 * rng.normal(size=real.shape), -1, 1).astype(np.float32)
   qn = metrics.sample_quality(noisy)
-  assert qn["fd"] > 2 * q["fd"] and qn["kid"] > q["kid"] + 3 * qn["kid_std"] / 10
-  assert qn["precision"] < q["precision"]
+  assert qn["fd_digits"] > 2 * q["fd_digits"]
+  assert qn["kid_digits"] > q["kid_digits"] + 3 * qn["kid_digits_std"] / 10
+  assert qn["precision_digits"] < q["precision_digits"]
   # Uniform noise is no digit at all.
   junk = rng.uniform(-1, 1, size=(300, 8, 8, 1)).astype(np.float32)
-  assert metrics.sample_quality(junk, baseline=False)["fd"] > 10 * q["fd"]
+  assert metrics.sample_quality(junk, baseline=False)["fd_digits"] > 10 * q["fd_digits"]
 
 
 def test_sample_quality_at_16px(digits):
@@ -52,13 +53,14 @@ def test_sample_quality_at_16px(digits):
   x = ds.train.get(np.arange(1000))["x"]
   q = metrics.sample_quality(x)
   assert q["reference"]["image_shape"] == [16, 16, 1]
-  assert 0.7 < q["fd_ratio"] < 1.4
+  assert 0.7 < q["fd_digits_ratio"] < 1.4
 
 
 def test_is_needs_no_reference(digits):
   _, test = digits
   out = metrics.evaluate(test[:100], ("is",), "digits")
-  assert set(out) >= {"is", "is_std"} and "fd" not in out and "reference" not in out
+  assert set(out) >= {"is_digits", "is_digits_std"} and "reference" not in out
+  assert not any(k.startswith("fd") for k in out)
 
 
 def test_ref_stats_command_roundtrip_and_refusals(tmp_path, python, digits):
@@ -71,7 +73,9 @@ def test_ref_stats_command_roundtrip_and_refusals(tmp_path, python, digits):
   stats = metrics.load_ref_stats(str(out))
   assert stats.meta["num"] == len(test) and stats.meta["image_shape"] == [8, 8, 1]
   res = metrics.evaluate(test, ("fid", "pr"), "digits", str(out))
-  assert res["fid"] < 1e-6 and res["recall"] == 1.0
+  # Named by feature space: the digits classifier's Frechet distance is never called "fid".
+  assert res["fd_digits"] < 1e-6 and res["recall_digits"] == 1.0
+  assert "fid" not in res and not any(k.startswith("fid_") for k in res)
   assert res["reference"]["path"] == str(out)
 
   ext = metrics.get_extractor("digits")
@@ -85,10 +89,10 @@ def test_ref_stats_command_roundtrip_and_refusals(tmp_path, python, digits):
     metrics.evaluate(test, ("fd",), ext, other)
   # Samples of another size than the reference images.
   with pytest.raises(ValueError, match=r"--image_size 16"):
-    metrics.evaluate(np.zeros((10, 16, 16, 1), np.float32), ("fd",), ext, stats)
+    metrics.evaluate(np.full((10, 16, 16, 1), -1.0, np.float32), ("fd",), ext, stats)
   # No stored features: FD works, KID explains what is missing.
   bare = dataclasses.replace(stats, features=None)
-  assert metrics.evaluate(test, ("fd",), ext, bare)["fd"] < 1e-6
+  assert metrics.evaluate(test, ("fd",), ext, bare)["fd_digits"] < 1e-6
   with pytest.raises(ValueError, match="needs reference features"):
     metrics.evaluate(test, ("kid",), ext, bare)
 

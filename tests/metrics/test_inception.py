@@ -182,9 +182,59 @@ def test_parity_with_pytorch_fid(torch_fid, tmp_path, python):
   # The extractor that evaluate() uses: preprocess + InceptionV3FID, jitted over the mesh.
   pool3, probs = metrics.extract(metrics.get_extractor("inception", npz), x)
   scale = np.abs(want_pool3).max()
-  want_logp = jax.nn.log_softmax(want_logits)
+  # Inception Score probabilities: the logits without the fc bias by default (torch-fidelity's
+  # logits_unbiased), the full fc layer only on request.
+  with torch.no_grad():
+    want_unbiased = (torch.from_numpy(want_pool3) @ full.fc.weight.T).numpy()
+  want_logp = jax.nn.log_softmax(want_unbiased)
   print(f"pool3 max |diff| {np.abs(pool3 - want_pool3).max():.2e} (scale {scale:.2e}); "
         f"log-probs max |diff| {np.abs(np.log(probs) - want_logp).max():.2e}")
   np.testing.assert_allclose(pool3, want_pool3, rtol=1e-4, atol=1e-4 * scale)
   # Logits, through the softmax (up to a per-row constant, which the softmax removes).
   np.testing.assert_allclose(np.log(probs), want_logp, atol=1e-4 * np.abs(want_logits).max())
+  probs_b = inception.class_probs(variables["params"]["fc"], jnp.asarray(pool3), True)
+  np.testing.assert_allclose(np.log(probs_b), jax.nn.log_softmax(want_logits),
+                             atol=1e-4 * np.abs(want_logits).max())
+
+
+# --- clean-fid's resize --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(8, 8), (32, 40), (400, 350)])  # up, up, down (antialiased)
+def test_clean_resize_matches_pil_bicubic(size):
+  """clean-fid's make_resizer("PIL", False, "bicubic", (299, 299)): per channel, mode "F"."""
+  from PIL import Image
+  rng = np.random.default_rng(sum(size))
+  u8 = rng.integers(0, 256, size=(1, *size, 3)).astype(np.uint8)
+  want = np.stack([np.asarray(Image.fromarray(u8[0, :, :, c].astype(np.float32), mode="F")
+                              .resize((299, 299), resample=Image.BICUBIC)).clip(0, 255)
+                   for c in range(3)], axis=-1)
+  got = np.asarray(inception.resize_clean(jnp.asarray(u8, jnp.float32)))[0]
+  np.testing.assert_allclose(got, want, atol=1e-3)  # float32 round-off on a [0, 255] scale
+  # Through preprocess: [-1, 1] -> uint8 -> resize -> (x - 128) / 128.
+  x = u8 / 127.5 - 1.0
+  pre = np.asarray(inception.preprocess(jnp.asarray(x, jnp.float32), resize="clean"))[0]
+  np.testing.assert_allclose(pre, (want - 128.0) / 128.0, atol=1e-5)
+
+
+def test_resize_modes_differ_and_are_recorded():
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (1, 400, 400, 3)), jnp.float32)
+  a = inception.preprocess(x, resize="pytorch-fid")
+  b = inception.preprocess(x, resize="clean")
+  assert float(jnp.abs(a - b).mean()) > 0.05  # aliasing of the bilinear downsample
+  assert inception.RESIZES["clean"] != inception.RESIZES["pytorch-fid"]
+  with pytest.raises(ValueError, match="unknown Inception resize 'bilinear'"):
+    inception.preprocess(x, resize="bilinear")
+
+
+def test_official_weights_are_recognised_by_their_source(state_dict, tmp_path):
+  flat = convert_inception.convert_state_dict(state_dict)
+  path = str(tmp_path / "inc.npz")
+  weights_lib.save_weights(path, weights_lib.unflatten(flat),
+                           {"name": inception.NAME, "source_sha256": "6726825d" + "0" * 56},
+                           compress=False)
+  ext = metrics.get_extractor("inception_clean", path)
+  assert inception.is_official(ext.source_sha256)
+  assert ext.space == "inception_clean" and ext.resize == inception.CLEAN_RESIZE_CONVENTION
+  assert metrics.metric_key("fd", ext.space) == "fid_inception_clean"
+  assert metrics.metric_key("fd", "digits") == "fd_digits"
