@@ -30,8 +30,10 @@ from typing import Any, Iterator, Mapping, Optional, Protocol
 
 import numpy as np
 
+from genjax import typed_config
 from genjax.data import digits as digits_lib
 from genjax.data import toy2d
+from genjax.typed_config import field
 from genjax.types import DataSpec
 
 Batch = dict[str, np.ndarray]
@@ -204,28 +206,25 @@ class DataConfig:
 
   dataset: str = "digits"
   data_dir: Optional[str] = None
-  image_size: Optional[int] = None
-  crop_size: Optional[int] = None
+  image_size: Optional[int] = field(None, gt=0)
+  crop_size: Optional[int] = field(None, gt=0)
   random_flip: bool = False
-  num_points: int = 100_000
-  num_test_points: int = 10_000
-  toy_noise: Optional[float] = None
-  test_fraction: float = digits_lib.DEFAULT_TEST_FRACTION
-  seed: int = 0
+  num_points: int = field(100_000, gt=0)
+  num_test_points: int = field(10_000, gt=0)
+  toy_noise: Optional[float] = field(None, ge=0.0)
+  test_fraction: float = field(digits_lib.DEFAULT_TEST_FRACTION, gt=0.0, lt=1.0)
+  seed: int = field(0, ge=0)  # seeds numpy's SeedSequence, which takes no negative entropy
 
   def __post_init__(self):
+    typed_config.validate(self, "data")  # types and ranges; the rules across fields follow
     name = self.dataset
-    if not isinstance(name, str) or not name:
-      raise ValueError(f"DataConfig.dataset must be a non-empty string; got {name!r}.")
+    if not name:
+      raise ValueError("config.data.dataset must be a non-empty string, got ''.")
     is_tfds = name.startswith(TFDS_PREFIX) or name in _tfds_names()
     if name.startswith(TFDS_PREFIX) and not name[len(TFDS_PREFIX):]:
-      raise ValueError(f"DataConfig.dataset={name!r} names no TFDS dataset; use e.g. 'tfds:svhn_cropped'.")
+      raise ValueError(f"config.data.dataset={name!r} names no TFDS dataset; use e.g. 'tfds:svhn_cropped'.")
     if not is_tfds and name not in IMAGE_DATASETS + POINT_DATASETS:
       raise DataError(_unknown_dataset_message(name))
-    for field in ("image_size", "crop_size"):
-      value = getattr(self, field)
-      if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0):
-        raise ValueError(f"DataConfig.{field} must be a positive int or None; got {value!r}.")
     if name in POINT_DATASETS:
       if self.image_size is not None or self.crop_size is not None:
         raise ValueError(f"{name!r} is 2-D point data; image_size/crop_size do not apply (set them to None).")
@@ -235,17 +234,8 @@ class DataConfig:
       raise ValueError(f"toy_noise applies only to the 2-D toys {POINT_DATASETS}; got dataset {name!r}.")
     if name == "checkerboard" and self.toy_noise is not None:
       raise ValueError("checkerboard has no noise parameter; set toy_noise=None.")
-    if self.toy_noise is not None and self.toy_noise < 0:
-      raise ValueError(f"DataConfig.toy_noise must be >= 0; got {self.toy_noise}.")
     if name == "digits" and self.crop_size is not None:
       raise ValueError("crop_size applies only to TFDS datasets; set it to None for digits.")
-    for field in ("num_points", "num_test_points"):
-      if int(getattr(self, field)) <= 0:
-        raise ValueError(f"DataConfig.{field} must be positive; got {getattr(self, field)}.")
-    if not 0.0 < float(self.test_fraction) < 1.0:
-      raise ValueError(f"DataConfig.test_fraction must lie in (0, 1); got {self.test_fraction}.")
-    if int(self.seed) < 0:
-      raise ValueError(f"DataConfig.seed must be >= 0 (it seeds numpy's SeedSequence); got {self.seed}.")
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any] | Any) -> "DataConfig":
@@ -261,7 +251,7 @@ class DataConfig:
     unknown = sorted(set(d) - set(fields))
     if unknown:
       raise ValueError(f"Unknown DataConfig key(s) {unknown}; valid keys: {fields}.")
-    return cls(**d)
+    return typed_config.from_section(cls, d, where="data")
 
 
 @dataclasses.dataclass(frozen=True)
