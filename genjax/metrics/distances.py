@@ -50,8 +50,9 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
   return mu, np.atleast_2d(sigma)
 
 
-def _psd_eigh(a: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
-  """Eigendecomposition of a symmetric PSD matrix; round-off negatives clipped to 0.
+def _psd_eigh(a: np.ndarray, what: str, vectors: bool = True):
+  """Eigendecomposition (or eigenvalues) of a symmetric PSD matrix; round-off negatives
+  clipped to 0.
 
   Raises:
     ValueError: ``a`` is not symmetric, or has an eigenvalue below -PSD_RTOL * max|eig|.
@@ -60,7 +61,10 @@ def _psd_eigh(a: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
   if float(np.abs(a - a.T).max()) > PSD_RTOL * scale:
     raise ValueError(f"{what} is not symmetric, so it is no covariance matrix; compute it with "
                      "feature_statistics (np.cov(features, rowvar=False)).")
-  w, v = np.linalg.eigh(0.5 * (a + a.T))
+  if vectors:
+    w, v = np.linalg.eigh(0.5 * (a + a.T))
+  else:
+    w, v = np.linalg.eigvalsh(0.5 * (a + a.T)), None
   top = max(float(np.abs(w).max()), np.finfo(np.float64).tiny)
   if float(w.min()) < -PSD_RTOL * top:
     raise ValueError(f"{what} is not positive semi-definite (eigenvalue {w.min():.3g} against "
@@ -98,7 +102,7 @@ def trace_sqrt_product(sigma1, sigma2, names: tuple[str, str] = ("sigma1", "sigm
   s1 = np.asarray(sigma1, np.float64)
   s2 = np.asarray(sigma2, np.float64)
   w1, v1 = _psd_eigh(s1, names[0])
-  _psd_eigh(s2, names[1])
+  _psd_eigh(s2, names[1], vectors=False)
   r = (v1 * np.sqrt(w1)) @ v1.T
   m = r @ (0.5 * (s2 + s2.T)) @ r
   w = np.linalg.eigvalsh(0.5 * (m + m.T))

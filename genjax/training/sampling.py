@@ -112,6 +112,13 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
                      "method's own.")
   if extractor is not None:
     extractors_lib.check_extractor_name(extractor)
+  recon = [n for n in names if n in reconstruction.RECONSTRUCTION_METRICS]
+  if recon:
+    from genjax.autoencoders import figures  # the registry of methods that reconstruct
+    builders = figures.model_builders()
+    if config.method not in builders:
+      raise ValueError(f"--eval={','.join(recon)} needs a method that reconstructs "
+                       f"({', '.join(sorted(builders))}); {config.method!r} does not.")
   run, state = run_lib.restore(config, workdir, step)
   unknown = [n for n in names if n not in GENERIC_EVALS and n not in run.method.evaluators]
   if unknown:
@@ -119,7 +126,6 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
                      f"{run.method.name!r}; available: "
                      f"{sorted(run.method.evaluators) + list(GENERIC_EVALS)}.")
   quality = [n for n in names if n in SAMPLE_METRICS]
-  recon = [n for n in names if n in reconstruction.RECONSTRUCTION_METRICS]
   # Everything that can fail without samples fails now: weights, reference, counts.
   quality_eval = (_sample_quality(run, state, quality, num, batch, seed, extractor, ref, weights,
                                   ref_format, allow_resize_mismatch) if quality else None)
@@ -127,11 +133,6 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
   if recon:
     if run.dataset.spec.kind != "image":
       raise ValueError("--eval=psnr/ssim/lpips needs image data.")
-    from genjax.autoencoders import figures  # the registry of methods that reconstruct
-    builders = figures.model_builders()
-    if config.method not in builders:
-      raise ValueError(f"--eval={','.join(recon)} needs a method that reconstructs "
-                       f"({', '.join(sorted(builders))}); {config.method!r} does not.")
     recon_eval = reconstruction.ReconstructionEvaluator(recon, run.dataset.spec.shape,
                                                         lpips_weights)
     model = builders[config.method](config, run.dataset.spec)
