@@ -95,7 +95,7 @@ def main():
     t0 = time.time()
     x = generate(method, state.ema_params, jax.random.key(args.seed), num, num, progress=False)
     secs = time.time() - t0
-    probs = np.asarray(probs_fn(x))
+    probs = np.asarray(probs_fn(np.clip(x, -1, 1)))
     q = sample_quality(np.clip(x, -1, 1), baseline=floor is None)  # as a PNG would be
     floor = floor or q["baseline"]
     row = {"scale": w, "accuracy": float(np.mean(probs.argmax(-1) == labels)),

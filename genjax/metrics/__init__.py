@@ -48,6 +48,7 @@ from genjax.metrics.distances import kid
 from genjax.metrics.distances import mmd2_unbiased
 from genjax.metrics.distances import precision_recall
 from genjax.metrics.evaluate import Evaluator
+from genjax.metrics.evaluate import add_digits_baseline
 from genjax.metrics.evaluate import evaluate
 from genjax.metrics.evaluate import evaluate_batches
 from genjax.metrics.evaluate import metric_key
@@ -75,6 +76,7 @@ __all__ = [
     "FeatureAccumulator",
     "ParzenResult",
     "RefStats",
+    "add_digits_baseline",
     "bpd_with_dequantization_offset",
     "clip_score",
     "dequantization_offset",

@@ -24,6 +24,9 @@ import numpy as np
 # Images within [-RANGE_SLACK, RANGE_SLACK] are accepted and clipped to [-1, 1] by the
 # extractors (what writing a PNG does). Values beyond it are another convention, not overshoot.
 RANGE_SLACK = 1.5
+# A set with no negative value whose darkest pixel is below this (and brightest above 0.5) is
+# taken for images in [0, 1].
+ZERO_ONE_DARK = 0.02
 
 
 def is_concrete(x) -> bool:
@@ -63,7 +66,9 @@ def check_images(x, where: str, *, channels: Sequence[int] = (1, 3), min_count: 
               else "; add a channel axis (x[..., None])")
     raise ValueError(f"{where} takes images [N, H, W, C], got shape {shape}{hint}.")
   if shape[-1] not in channels:
-    hint = nchw_hint(shape, channels) or f"; convert them to {channels} channels"
+    hint = nchw_hint(shape, channels) or (
+        "; convert RGB samples to grayscale first" if tuple(channels) == (1,)
+        else f"; convert them to {tuple(channels)} channels")
     raise ValueError(f"{where} takes NHWC images with C in {tuple(channels)}, got shape "
                      f"{shape}{hint}.")
   if shape[0] < min_count:
@@ -89,7 +94,9 @@ def check_images(x, where: str, *, channels: Sequence[int] = (1, 3), min_count: 
     if lo < -RANGE_SLACK or hi > RANGE_SLACK:
       raise ValueError(f"{where}: values span [{lo:g}, {hi:g}], far outside [-1, 1]; pass "
                        "images in [-1, 1] (np.clip the samples if they only overshoot).")
-    if lo >= 0.0 and a.size > 1:
+    # Images in [0, 1]: nothing negative, yet dark (~0) and bright (>= 0.5) pixels both
+    # present. (A constant or mid-gray-only set in [-1, 1] is not flagged.)
+    if lo >= 0.0 and lo <= ZERO_ONE_DARK and hi >= 0.5 and a.size > 1:
       raise ValueError(f"{where}: every value lies in [{lo:g}, {hi:g}]: these look like "
                        "images in [0, 1]; pass images in [-1, 1] (2 * x - 1).")
   return x

@@ -215,10 +215,14 @@ def load_digits_classifier(path: Optional[str] = None
     >>> features_fn(x_test).shape
     (270, 64)
   """
+  from genjax.metrics.checks import check_images
   params = jax.tree.map(jnp.asarray, load_classifier_params(path)[0])
   apply = jax.jit(apply_classifier)
-  return (lambda x: apply(params, jnp.asarray(x))[0],
-          lambda x: apply(params, jnp.asarray(x))[1])
+
+  def run(x):
+    return apply(params, jnp.asarray(check_images(x, "digits classifier", channels=(1,))))
+
+  return (lambda x: run(x)[0], lambda x: run(x)[1])
 
 
 def main(argv=None) -> None:

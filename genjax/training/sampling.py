@@ -158,7 +158,7 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
       x = np.asarray(run.dataset.test.get(np.arange(start, min(start + batch, n)))["x"])
       recon_eval.update(x, np.asarray(fn(state.ema_params, x)))
     results["reconstruction"] = dict(recon_eval.compute(), split="test")
-  results["sampling"] = _tag(config)
+  results["sampling"] = run.method.sample_tag
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "eval.json"), "w") as f:
     json.dump(results, f, indent=2, default=float)
@@ -174,7 +174,6 @@ def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights
   is recorded), and streamed into a ``genjax.metrics.Evaluator`` with a progress bar.
   """
   from genjax import metrics
-  from genjax.metrics import evaluate as evaluate_lib
   if run.dataset.spec.kind != "image":
     raise ValueError("--eval=fd/kid/is/pr needs image data; 2-D point data has no feature "
                      "extractor (use the method's own evaluators).")
@@ -215,7 +214,7 @@ def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights
     bar.close()
     out = ev.compute()
     if digits_floor:
-      evaluate_lib.add_digits_baseline(out, ev, progress=True)
+      metrics.add_digits_baseline(out, ev, progress=True)
     out["clipped_fraction"] = clipped / float(num * int(np.prod(run.dataset.spec.shape)))
     return out
 

@@ -135,18 +135,19 @@ def test_ref_stats_from_an_image_folder_and_an_npz(tmp_path):
     ref_stats.main(["--images", str(tmp_path / "pngs"), "--out", str(tmp_path / "bad.npz")])
 
 
-def test_sample_py_evaluation_streams_and_validates_first(tmp_path, python):
+def test_sample_py_evaluation_streams_and_validates_first(tmp_path):
   """sampling.evaluate (what sample.py --eval calls) on a tiny trained autoencoder: a --ref
   file, PSNR/SSIM on the test split; bad names fail before the checkpoint is even read."""
-  from genjax.training import sampling
   from configs import ae as ae_config
+  from genjax.training import run as run_lib
+  from genjax.training import sampling
   wd = str(tmp_path / "ae")
-  python(["train.py", "--config=configs/ae.py", f"--workdir={wd}", "--config.model.hidden=(16,)",
-          "--config.training.num_steps=2", "--config.training.batch_size=16",
-          "--config.training.sample_every=0", "--config.training.ckpt_every=2",
-          "--config.training.log_every=1"], check=True, timeout=300)
   config = ae_config.get_config()
   config.model.hidden = (16,)
+  t = config.training
+  t.num_steps, t.batch_size, t.sample_every, t.ckpt_every, t.log_every = 2, 16, 0, 2, 1
+  t.progress = False
+  run_lib.train_and_evaluate(config, wd)
   with pytest.raises(ValueError, match="Unknown feature extractor 'vgg'"):
     sampling.evaluate(config, str(tmp_path / "no_such_run"), ["fid"], wd, extractor="vgg")
   with pytest.raises(FileNotFoundError, match="LPIPS weights"):
