@@ -7,14 +7,18 @@
 
 Loads the latest checkpoint (or --step) from --workdir, samples with the EMA params and writes a
 PNG grid and an .npz of the samples into --workdir (or --out). The config must be the one the
-run was trained with (overrides included).
+run was trained with (overrides included). A damaged newest checkpoint is skipped (with a
+warning naming it) for the newest intact one. Reading creates nothing in --workdir, and a
+command that cannot work prints one line and exits with 2 (usage) or 1 (see genjax.cli).
 """
 
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from genjax import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "The config the run was trained with.",
@@ -29,10 +33,11 @@ flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance weight w (o
                    "config.sampling.guidance_scale; class-conditional models trained with "
                    "diffusion.cond_drop_prob > 0).")
 flags.DEFINE_integer("label", None, "Class to sample (config.sampling.label; -1: all in turn).")
-flags.DEFINE_integer("num", 64, "Number of samples.")
-flags.DEFINE_integer("batch", 256, "Samples generated per jitted call.")
-flags.DEFINE_integer("seed", 0, "Sampling seed.")
-flags.DEFINE_integer("step", None, "Checkpoint step to load (default: latest).")
+flags.DEFINE_integer("num", 64, "Number of samples.", lower_bound=1)
+flags.DEFINE_integer("batch", 256, "Samples generated per jitted call.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Sampling seed.", lower_bound=0)
+flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the newest intact one).",
+                     lower_bound=0)
 flags.DEFINE_string("out", None, "Output directory (default: --workdir).")
 flags.DEFINE_string("eval", None, "Comma-separated evaluations instead of a grid: the "
                     "method's own (nll, elbo, recon, modes, ...), the sample metrics "
@@ -57,11 +62,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  from absl import logging as absl_logging
-  if not FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the progress bar readable
-    absl_logging.set_verbosity(absl_logging.WARNING)
+  cli.check_workdir_to_read(FLAGS.workdir)
+  cli.check_output_dir(FLAGS.out or FLAGS.workdir)
   from genjax.training import sampling
-  from genjax.training.checkpoint import CheckpointError
 
   config = FLAGS.config
   overrides = {"sampler": FLAGS.sampler, "steps": FLAGS.steps, "eta": FLAGS.eta,
@@ -75,25 +78,21 @@ def main(argv):
         sys.exit(2)
       config.sampling[k] = v
   out = FLAGS.out or FLAGS.workdir
-  try:
-    if FLAGS.eval:
-      result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
-                                 num=FLAGS.num, seed=FLAGS.seed, step=FLAGS.step,
-                                 batch=FLAGS.batch, extractor=FLAGS.extractor, ref=FLAGS.ref,
-                                 weights=FLAGS.weights, ref_format=FLAGS.ref_format,
-                                 allow_resize_mismatch=FLAGS.allow_resize_mismatch,
-                                 lpips_weights=FLAGS.lpips_weights)
-      import json
-      print(json.dumps(result, indent=2, default=float))
-      print(f"Wrote {os.path.join(out, 'eval.json')}")
-    else:
-      paths = sampling.sample_to_files(config, FLAGS.workdir, out, num=FLAGS.num,
-                                       batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step)
-      print("Wrote " + ", ".join(paths))
-  except (CheckpointError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+  if FLAGS.eval:
+    result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
+                               num=FLAGS.num, seed=FLAGS.seed, step=FLAGS.step,
+                               batch=FLAGS.batch, extractor=FLAGS.extractor, ref=FLAGS.ref,
+                               weights=FLAGS.weights, ref_format=FLAGS.ref_format,
+                               allow_resize_mismatch=FLAGS.allow_resize_mismatch,
+                               lpips_weights=FLAGS.lpips_weights)
+    import json
+    print(json.dumps(result, indent=2, default=float))
+    print(f"Wrote {os.path.join(out, 'eval.json')}")
+  else:
+    paths = sampling.sample_to_files(config, FLAGS.workdir, out, num=FLAGS.num,
+                                     batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

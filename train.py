@@ -4,17 +4,22 @@
     python train.py --config=configs/ddpm.py --config.training.batch_size=128
 
 Any config field can be overridden with --config.<section>.<field>=<value>; a mistyped field
-fails at once. Running the same command again resumes from the last checkpoint in --workdir.
+fails at once. Running the same command again resumes from the last intact checkpoint in
+--workdir; a resumed run refuses a config that changes training unless
+--config.training.allow_config_change=True, and one workdir takes one run at a time.
+
+Settings, the workdir and its lock are checked before JAX is imported; a command that cannot
+work prints one line (``error: ...``) and exits with 2 for a usage error, 1 otherwise (see
+genjax.cli and docs/runs.md).
 
 This file only parses flags: the majority of logic is in libraries that can be easily tested
 (genjax.training.run / genjax.training.trainer).
 """
 
-import logging
-import sys
-
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from genjax import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -25,26 +30,22 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
   del argv
-  from absl import logging as absl_logging
-  if not FLAGS["verbosity"].present:  # orbax logs every save at INFO; keep the progress bar readable
-    absl_logging.set_verbosity(absl_logging.WARNING)
-  import jax
+  from genjax.training import workdir as workdir_lib
 
-  from genjax.training import run, trainer
-  from genjax.training.checkpoint import CheckpointError
+  config = FLAGS.config
+  workdir = FLAGS.workdir or f"runs/{config.method}"
+  # Settings, workdir, lock and config record first: a bad command fails before JAX loads.
+  with workdir_lib.open_for_training(config, workdir):
+    import logging
 
-  workdir = FLAGS.workdir or f"runs/{FLAGS.config.method}"
-  logging.info("JAX devices: %s", jax.devices())
-  try:
-    run.train_and_evaluate(FLAGS.config, workdir)
-  except trainer.TrainingInterrupted as e:
-    print(f"\n{e}", file=sys.stderr)
-    sys.exit(130)
-  except (trainer.NonFiniteLossError, CheckpointError, ValueError) as e:
-    print(f"\nerror: {e}", file=sys.stderr)
-    sys.exit(1)
-  print(f"Done. Checkpoints, metrics.jsonl, loss.png and samples/ are in {workdir}")
+    import jax
+
+    from genjax.training import run
+    logging.info("JAX devices: %s", jax.devices())
+    state = run.train_and_evaluate(config, workdir)
+  print(f"Done: step {int(state.step)}. Checkpoints, metrics.jsonl, loss.png and samples/ are "
+        f"in {workdir}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

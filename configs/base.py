@@ -36,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
   training.time_budget_s = ml_collections.config_dict.placeholder(float)
   training.time_budget_clock = "wall"  # wall | process (CPU seconds, fair on a shared machine)
   training.tensorboard = True
+  training.allow_config_change = False  # resume with a config that changes training
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.name = "adam"

@@ -15,9 +15,9 @@ import jax
 from genjax import methods
 from genjax.data import BatchIterator, DataConfig, Dataset, load_dataset
 from genjax.training import trainer
-from genjax.training.checkpoint import Checkpointer
-from genjax.training.config import OptimConfig, TrainConfig
-from genjax.typed_config import from_section, to_dict
+from genjax.training import workdir as workdir_lib
+from genjax.training.checkpoint import CheckpointError, Checkpointer
+from genjax.training.config import OptimConfig, TrainConfig, validate_sections
 from genjax.training.method import Method
 from genjax.training.state import TrainState
 from genjax.training import optim as optim_lib
@@ -38,42 +38,54 @@ class Run:
 
 def build_run(config) -> Run:
   """Validates every section and builds the dataset, the method and the batch iterator."""
-  data_cfg = DataConfig.from_dict(to_dict(config.data))
-  train_cfg = from_section(TrainConfig, config.training, where="training")
-  optim_cfg = from_section(OptimConfig, config.optim, where="optim")
+  sections = validate_sections(config)
+  data_cfg, train_cfg, optim_cfg = sections.data, sections.train, sections.optim
   dataset = load_dataset(data_cfg)
   method = methods.build_method(config, dataset.spec)
   iterator = BatchIterator(dataset.train, train_cfg.batch_size, seed=data_cfg.seed,
                            batches_per_step=method.batches_per_step,
                            random_flip=data_cfg.random_flip)
   return Run(method=method, dataset=dataset, iterator=iterator, train=train_cfg, optim=optim_cfg,
-             data=data_cfg, seed=int(config.seed), config_json=config.to_json_best_effort())
+             data=data_cfg, seed=sections.seed, config_json=config.to_json_best_effort())
 
 
 def train_and_evaluate(config, workdir: str) -> TrainState:
-  """Trains the experiment described by ``config`` in ``workdir`` (resuming if possible)."""
-  run = build_run(config)
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(run.config_json)
-  return trainer.train(run.method, run.dataset, run.iterator, run.train, run.optim, workdir,
-                       seed=run.seed, run_meta={"method": run.method.name})
+  """Trains the experiment described by ``config`` in ``workdir`` (resuming if possible).
+
+  Before anything is built, the settings are validated, the workdir is locked against a second
+  run and a resumed config is compared with the one the checkpoints were trained with
+  (:func:`genjax.training.workdir.open_for_training`).
+
+  Raises:
+    ValueError: an invalid setting, or ``num_steps`` below the step already saved.
+    WorkdirError, WorkdirBusyError: the workdir cannot be used, or another run is using it.
+    ConfigDriftError: the config changes training and the change was not accepted.
+    CheckpointError, NonFiniteLossError, TrainingInterrupted: see
+      :func:`genjax.training.trainer.train`.
+  """
+  with workdir_lib.open_for_training(config, workdir):
+    run = build_run(config)
+    return trainer.train(run.method, run.dataset, run.iterator, run.train, run.optim, workdir,
+                         seed=run.seed, run_meta={"method": run.method.name})
 
 
 def restore(config, workdir: str, step: Optional[int] = None) -> tuple[Run, TrainState]:
-  """Builds the run and restores its checkpoint (latest, or ``step``) for sampling/eval.
+  """Builds the run and restores its checkpoint (latest intact, or ``step``) for sampling/eval.
+
+  Reads only: creates and deletes nothing, so it may run beside the training run.
 
   Raises:
-    CheckpointError: the workdir has no checkpoint, or it does not match the config.
+    CheckpointError: the workdir has no checkpoint, or every one is damaged.
+    CheckpointDamagedError: ``step`` is damaged.
+    CheckpointMismatchError: the checkpoint was trained with a different config.
   """
-  run = build_run(config)
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=run.train.keep_checkpoints,
-                      async_save=False)
-  if ckpt.latest_step() is None:
-    from genjax.training.checkpoint import CheckpointError
+  ckpt_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
+  if not workdir_lib.saved_steps(workdir):
     raise CheckpointError(
-        f"No checkpoint in {os.path.abspath(workdir)}/checkpoints. Train first with "
+        f"No checkpoint in {os.path.abspath(ckpt_dir)}. Train first with "
         f"`python train.py --config=<same config> --workdir={workdir}`.")
+  run = build_run(config)
+  ckpt = Checkpointer(ckpt_dir, read_only=True, async_save=False)
   mesh = trainer.make_mesh()
   method = run.method
   tx = (method.make_optimizer(run.optim, run.train.num_steps) if method.make_optimizer
@@ -83,9 +95,11 @@ def restore(config, workdir: str, step: Optional[int] = None) -> tuple[Run, Trai
   abstract = jax.eval_shape(
       lambda k: trainer.init_state(method, tx, k, example, run.train, mesh), jax.random.key(0))
   state = jax.tree.map(lambda x: x, abstract)
-  items, _ = ckpt.restore(_with_sharding(state.checkpoint_items(), mesh), step)
-  ckpt.close()
-  return run, state.from_checkpoint_items(items)
+  try:
+    restored = ckpt.restore(_with_sharding(state.checkpoint_items(), mesh), step)
+  finally:
+    ckpt.close()
+  return run, state.from_checkpoint_items(restored.items)
 
 
 def load_config(path: str):
@@ -98,7 +112,6 @@ def load_config(path: str):
 
   import ml_collections
 
-  from genjax.training.checkpoint import CheckpointError
   if not os.path.exists(path):
     raise CheckpointError(
         f"{os.path.abspath(path)} does not exist. A pretrained run's workdir holds the "
@@ -124,8 +137,9 @@ def load_trained(workdir: str, config_path: Optional[str] = None, step: Optional
 
   Args:
     workdir: a training run's workdir (holds ``config.json`` and ``checkpoints/``).
-    config_path: the run's config (``.json`` or a config file); default
-      ``<workdir>/config.json``.
+    config_path: the run's config (``.json`` or a config file); default: the workdir's record
+      of the config its latest checkpoints were trained with (``config.json``, or the
+      ``config.step<N>.json`` of an accepted change, :func:`workdir.current_config_path`).
     step: checkpoint step (default: the latest).
 
   Returns:
@@ -135,7 +149,8 @@ def load_trained(workdir: str, config_path: Optional[str] = None, step: Optional
   Raises:
     CheckpointError: no config or no checkpoint in ``workdir``, or a corrupt one.
   """
-  config = load_config(config_path or os.path.join(workdir, "config.json"))
+  config = load_config(config_path or workdir_lib.current_config_path(workdir)
+                       or os.path.join(workdir, workdir_lib.CONFIG_NAME))
   run, state = restore(config, workdir, step)
   return config, run, state
 

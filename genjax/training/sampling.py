@@ -59,7 +59,17 @@ def _tag(config) -> str:
 
 def sample_to_files(config, workdir: str, out: str, num: int = 64, batch: int = 256,
                     seed: int = 0, step: Optional[int] = None) -> list[str]:
-  """Restores ``workdir`` and writes ``<tag>.png`` (grid) and ``<tag>.npz`` (all samples)."""
+  """Restores ``workdir`` and writes ``<tag>.png`` (grid) and ``<tag>.npz`` (all samples).
+
+  ``out`` is created only when the samples are written; ``workdir`` is only read.
+
+  Raises:
+    ValueError: ``num`` or ``batch`` is not a positive integer.
+    CheckpointError: no intact checkpoint (see :func:`genjax.training.run.restore`).
+  """
+  for name, value in (("num", num), ("batch", batch)):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"{name} must be a positive integer (samples), got {value!r}.")
   run, state = run_lib.restore(config, workdir, step)
   samples = generate(run.method, state.ema_params, jax.random.key(seed), num, batch)
   os.makedirs(out, exist_ok=True)

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -31,6 +32,7 @@ from genjax.training import optim as optim_lib
 from genjax.training.checkpoint import Checkpointer
 from genjax.training.config import OptimConfig, TrainConfig
 from genjax.training import method as method_lib
+from genjax.training import workdir as workdir_lib
 from genjax.training.method import Method
 from genjax.training.state import TrainState, tree_all_finite
 
@@ -163,6 +165,20 @@ class _Logger:
       except Exception as e:  # TensorBoard is a convenience; JSON lines are the record.
         logging.warning("TensorBoard writer unavailable (%s); writing metrics.jsonl only.", e)
 
+  def drop_rows_after(self, step: int) -> None:
+    """Removes the rows of steps after ``step`` (computed again by a resumed run), so that
+    ``metrics.jsonl`` holds each step once and the loss curve never runs backwards."""
+    if not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      lines = f.readlines()
+    keep = [l for l in lines if _row_step(l) <= step]
+    if len(keep) < len(lines):
+      tmp = self.path + ".tmp"
+      with open(tmp, "w") as f:
+        f.writelines(keep)
+      os.replace(tmp, self.path)
+
   def write(self, step: int, metrics: dict) -> None:
     with open(self.path, "a") as f:
       f.write(json.dumps(dict(step=step, **metrics)) + "\n")
@@ -195,8 +211,19 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
   Raises:
     NonFiniteLossError: the loss became NaN/Inf (the message gives the step).
     TrainingInterrupted: SIGINT/SIGTERM arrived (a checkpoint was saved first).
+    CheckpointSaveError: a checkpoint could not be saved (e.g. the disk is full); the run stops
+      there and the earlier checkpoints stay intact.
+    CheckpointError: every checkpoint in ``workdir`` is damaged, or they do not match this
+      method (a damaged newest step is moved aside and the newest intact one is used).
+    ValueError: ``train_cfg.num_steps`` is below the step already saved.
+    WorkdirBusyError: another process is training in ``workdir``.
   """
   os.makedirs(workdir, exist_ok=True)
+  with workdir_lib.lock(workdir):  # one writer per workdir (re-entrant in this process)
+    return _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_meta, mesh)
+
+
+def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_meta, mesh):
   mesh = mesh or make_mesh()
   check_batch_divides(train_cfg.batch_size, mesh)
   data_sharding = batch_sharding(mesh, method.batches_per_step)
@@ -204,19 +231,36 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
 
   tx = (method.make_optimizer(optim_cfg, train_cfg.num_steps) if method.make_optimizer
         else optim_lib.make_optimizer(optim_cfg, train_cfg.num_steps))
+  own_optim = None if method.make_optimizer else optim_cfg  # the settings the advice can name
   example = iterator.batch_at(0)
   example = jax.tree.map(lambda a: a[0] if method.batches_per_step > 1 else a, example)
   state = init_state(method, tx, jax.random.key(seed), example, train_cfg, mesh)
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints)
   if ckpt.latest_step() is not None:
-    items, meta = ckpt.restore(state.checkpoint_items())
+    try:
+      restored = ckpt.restore(state.checkpoint_items())  # verified; damaged steps are skipped
+    except BaseException:
+      ckpt.close(raise_errors=False)
+      raise
+    if restored.damaged:
+      moved = ckpt.set_aside([s for s, _ in restored.damaged])
+      logging.warning("Resuming from step %d, the newest intact checkpoint; the damaged step(s) "
+                      "%s were moved to %s.", restored.step,
+                      ", ".join(str(s) for s, _ in restored.damaged), moved)
+    items, meta = restored.items, restored.meta
     state = state.from_checkpoint_items(items)
     if meta.get("data_position") != int(items["step"]):
       raise ValueError(f"Checkpoint meta data_position={meta.get('data_position')} does not match "
                        f"step {int(items['step'])}.")
     logging.info("Resumed from step %d in %s", int(items["step"]), ckpt.directory)
   start = int(jax.device_get(state.step))
+  if start > train_cfg.num_steps:
+    ckpt.close()
+    raise ValueError(
+        f"config.training.num_steps={train_cfg.num_steps} is below step {start}, already saved "
+        f"in {workdir}. Pass --config.training.num_steps={start} or more to continue the run, "
+        f"or train in a new --workdir.")
 
   step_fn = make_train_step(method, train_cfg)
   batch_struct = jax.tree.map(
@@ -238,13 +282,14 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
   sample_key = jax.random.key(seed + 1)  # a fixed batch of noise: grids comparable across steps
 
   logger = _Logger(workdir, train_cfg.tensorboard)
+  logger.drop_rows_after(start)  # rows of steps that the resumed run computes again
   grid_dir = os.path.join(workdir, "samples")
   os.makedirs(grid_dir, exist_ok=True)
 
   def save(step: int):
     bad = int(jax.device_get(state.nonfinite_step))
     if bad >= 0:
-      raise NonFiniteLossError(_nonfinite_message(bad, ckpt))
+      raise NonFiniteLossError(_nonfinite_message(bad, ckpt, own_optim))
     ckpt.save(step, state.checkpoint_items(),
               dict(data_position=step, seed=seed, **(run_meta or {})))
 
@@ -263,9 +308,6 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
     from tqdm.auto import tqdm
     pbar = tqdm(total=train_cfg.num_steps, initial=start, desc=f"train {method.name}",
                 unit="step", dynamic_ncols=True)
-  if train_cfg.time_budget_clock not in ("wall", "process"):
-    raise ValueError(f"training.time_budget_clock must be 'wall' or 'process', got "
-                     f"{train_cfg.time_budget_clock!r}.")
   clock = time.time if train_cfg.time_budget_clock == "wall" else time.process_time
   budget_t0 = clock()
   last_log_time, last_log_step = time.time(), start
@@ -288,7 +330,8 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
           metrics_sum = jax.device_put(metrics_zero, replicated)
           bad = int(jax.device_get(state.nonfinite_step))
           if bad >= 0:
-            raise NonFiniteLossError(_nonfinite_message(bad, ckpt))
+            raise NonFiniteLossError(_nonfinite_message(bad, ckpt, own_optim))
+          ckpt.check()  # a background save that failed stops the run here
           count = max(float(sums.pop("count")), 1.0)
           row = {k: float(v) / count for k, v in sums.items()}
           now = time.time()
@@ -310,20 +353,43 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
             f"Stopped by {flag['stop']} at step {step}; checkpoint saved in {ckpt.directory}. "
             f"Run the same command again to resume.")
   finally:
+    failing = sys.exc_info()[0] is not None  # do not mask the error on its way up
     if pbar is not None:
       pbar.close()
     logger.close()
-    ckpt.close()
-    viz.plot_loss_curve(logger.path, os.path.join(workdir, "loss.png"))
+    ckpt.close(raise_errors=not failing)
+    try:
+      viz.plot_loss_curve(logger.path, os.path.join(workdir, "loss.png"))
+    except Exception as e:  # a picture must never fail (or hide the failure of) a run
+      logging.warning("Could not write loss.png: %s", e)
     _write_progress_strip(grid_dir)
   return state
 
 
-def _nonfinite_message(bad: int, ckpt: Checkpointer) -> str:
+def _nonfinite_message(bad: int, ckpt: Checkpointer, optim_cfg: Optional[OptimConfig]) -> str:
+  """The advice names the current settings (``optim_cfg``; None: the method's own optimizer)."""
+  last = ckpt.latest_step()
+  kept = (f"the last good checkpoint is step {last} in {ckpt.directory}" if last is not None
+          else "no checkpoint had been saved yet")
+  if optim_cfg is None:
+    advice = "Lower the learning rate(s), clip the gradients harder"
+  else:
+    advice = (f"Lower the learning rate (--config.optim.learning_rate="
+              f"{optim_cfg.learning_rate:g} now), "
+              + (f"clip the gradients harder (--config.optim.grad_clip={optim_cfg.grad_clip:g} "
+                 f"now)" if optim_cfg.grad_clip else
+                 "enable gradient clipping (--config.optim.grad_clip=1.0)"))
   return (f"Non-finite loss or parameters at step {bad}. Training stopped; the update of that "
-          f"step was not applied and no checkpoint was overwritten (last good checkpoint: "
-          f"step {ckpt.latest_step()} in {ckpt.directory}). Lower the learning rate, enable "
-          f"gradient clipping (--config.optim.grad_clip=1.0) or check the data.")
+          f"step was not applied and no checkpoint was overwritten ({kept}). {advice}, or "
+          f"check the data for NaN/Inf.")
+
+
+def _row_step(line: str) -> float:
+  """The step of a ``metrics.jsonl`` line (a torn last line counts as after every step)."""
+  try:
+    return json.loads(line)["step"]
+  except (ValueError, KeyError, TypeError):
+    return float("inf")
 
 
 def _write_progress_strip(grid_dir: str) -> None:

@@ -48,7 +48,8 @@ def test_time_budget_stops_and_checkpoints(tmp_path, clock):
 
 
 def test_time_budget_clock_is_checked(tmp_path):
-  with pytest.raises(ValueError, match="time_budget_clock must be 'wall' or 'process'"):
+  with pytest.raises(ValueError, match="config.training.time_budget_clock must be one of "
+                                       "'wall', 'process', got 'cpu'"):
     _train(tmp_path, 10, train_cfg=dict(time_budget_s=1.0, time_budget_clock="cpu"))
 
 
@@ -72,6 +73,31 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   # The kept checkpoints are finite.
   items = _restore_items(tmp_path / "checkpoints", max(steps))
   assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(items["params"]))
+
+
+def test_nonfinite_message_names_the_current_settings(tmp_path):
+  """No checkpoint yet: it says so (not "step None"); clipping is on: it does not advise
+  turning it on."""
+  ds = toy_dataset(n=2048, nan_rows=range(0, 2048))
+  with pytest.raises(trainer.NonFiniteLossError) as e:
+    _train(tmp_path, 50, ds=ds, ckpt_every=50)
+  message = str(e.value)
+  assert "no checkpoint had been saved yet" in message and "None" not in message
+  assert "--config.optim.learning_rate=0.01 now" in message
+  assert "--config.optim.grad_clip=1 now" in message and "enable" not in message
+
+
+def test_resume_logs_each_step_once(tmp_path):
+  """Rows logged after the last checkpoint of a killed run are computed again on resume: they
+  are replaced, not duplicated, so the loss curve never runs backwards."""
+  _train(tmp_path, 30, ckpt_every=20)                 # checkpoints 20 and 30, rows 10, 20, 30
+  import shutil
+  shutil.rmtree(tmp_path / "checkpoints" / "30")    # killed after logging 30, before saving it
+  with open(tmp_path / "metrics.jsonl", "a") as f:
+    f.write('{"step": 4')                             # and in the middle of a row
+  _train(tmp_path, 40, ckpt_every=20)                 # resumes at 20
+  rows = [json.loads(l)["step"] for l in open(tmp_path / "metrics.jsonl")]
+  assert rows == [10, 20, 30, 40]
 
 
 def _restore_items(directory, step):
