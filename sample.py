@@ -63,7 +63,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   cli.check_workdir_to_read(FLAGS.workdir)
-  cli.check_output_dir(FLAGS.out or FLAGS.workdir)
+  cli.check_output_dir(FLAGS.out or FLAGS.workdir, "--out" if FLAGS.out else "--workdir")
   from genjax.training import sampling
 
   config = FLAGS.config

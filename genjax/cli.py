@@ -281,14 +281,20 @@ def check_workdir_to_read(path: Optional[str], flag: str = "--workdir") -> None:
 def check_output_dir(path: str, flag: str = "--out") -> None:
   """An output directory must be a writable directory, or creatable; nothing is created yet.
 
+  Args:
+    path: the directory the outputs go to.
+    flag: the flag that named it (``--workdir`` when the outputs go there by default).
+
   Raises:
     UsageError: it is a file, or neither it nor its nearest existing parent is writable.
   """
   if os.path.exists(path):
     if not os.path.isdir(path):
-      raise UsageError(f"{flag}={path} is a file, not a directory.")
+      raise UsageError(f"{flag}={path} is a file, not a directory; pass a directory for the "
+                       f"outputs with --out.")
     if not os.access(path, os.W_OK):
-      raise UsageError(f"{flag}={path} is not writable; pass a writable directory.")
+      raise UsageError(f"{flag}={path} is not writable; write the outputs elsewhere with "
+                       f"--out=DIR.")
     return
   parent = os.path.dirname(os.path.abspath(path))
   while not os.path.exists(parent):

@@ -138,16 +138,18 @@ class Checkpointer:
       raise CheckpointError(
           f"No checkpoint found in {self.directory}: it does not exist. Train first "
           f"(python train.py --config=... --workdir=...) or point --workdir at a trained run.")
-    self._mngr = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=not read_only, read_only=read_only,
-            cleanup_tmp_directories=not read_only,
-            enable_async_checkpointing=async_save and not read_only),
-    )
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=None if read_only else keep, save_interval_steps=0 if read_only else 1,
+        create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only,
+        enable_async_checkpointing=async_save and not read_only)
+    quiet = _DropMessages("Given directory is read only")  # it is meant to be
+    logging.getLogger("absl").addFilter(quiet)
+    try:
+      self._mngr = ocp.CheckpointManager(self.directory, options=options)
+    finally:
+      logging.getLogger("absl").removeFilter(quiet)
     self._pending: Optional[int] = None  # a step whose background save may still be running
     self._failed: Optional[CheckpointSaveError] = None
-    self._legacy = False  # no step carries a manifest: written before they existed
 
   def latest_step(self) -> Optional[int]:
     return self._mngr.latest_step()
@@ -287,14 +289,15 @@ class Checkpointer:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
         target)
-    self._legacy = not any(
-        os.path.isdir(os.path.join(self.directory, str(s), "manifest")) for s in steps)
+    # No step carries a manifest: the checkpoints were written before manifests existed.
+    legacy = not any(os.path.isdir(os.path.join(self.directory, str(s), "manifest"))
+                     for s in steps)
     if step is not None:
       if step not in steps:
         raise CheckpointError(f"No checkpoint for step {step} in {self.directory}; "
                               f"available steps: {steps}.")
       try:
-        return self._restore_step(abstract, step)
+        return self._restore_step(abstract, step, legacy)
       except CheckpointDamagedError as e:
         others = [s for s in steps if s != step]
         raise CheckpointDamagedError(
@@ -303,7 +306,7 @@ class Checkpointer:
     damaged = []
     for s in reversed(steps):
       try:
-        restored = self._restore_step(abstract, s)
+        restored = self._restore_step(abstract, s, legacy)
       except CheckpointDamagedError as e:
         damaged.append((s, e.reason))
         continue
@@ -331,9 +334,9 @@ class Checkpointer:
     self._mngr.reload()
     return dest_root
 
-  def _restore_step(self, abstract: Any, step: int) -> Restored:
+  def _restore_step(self, abstract: Any, step: int, legacy: bool) -> Restored:
     manifest = None
-    if not self._legacy:
+    if not legacy:
       try:
         manifest = self._mngr.restore(
             step, args=ocp.args.Composite(manifest=ocp.args.JsonRestore()))["manifest"]
@@ -400,6 +403,17 @@ class Checkpointer:
         f"({'; '.join(details)}). Pass the config the run was trained with, overrides "
         f"included (its workdir's config.json records it), or use a new --workdir for this "
         f"config.")
+
+
+class _DropMessages(logging.Filter):
+  """Drops log records whose message starts with ``prefix``."""
+
+  def __init__(self, prefix: str):
+    super().__init__()
+    self.prefix = prefix
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(self.prefix)
 
 
 def _first_nonfinite(host_items: Any) -> Optional[str]:

@@ -8,10 +8,13 @@ field's type and range are checked. :func:`validate_sections` checks the section
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from genjax import typed_config
 from genjax.typed_config import field
+
+if TYPE_CHECKING:
+  from genjax.data.pipeline import DataConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +100,7 @@ class RunSections:
   """The typed sections every run has."""
   train: TrainConfig
   optim: OptimConfig
-  data: "DataConfig"  # noqa: F821  (genjax.data.DataConfig)
+  data: DataConfig
   seed: int
 
 
