@@ -4,6 +4,14 @@
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --sampler=ddpm   # all T steps
     python sample.py --config=configs/iddpm.py --workdir=runs/iddpm --sampler=ddpm --respacing=50
     python sample.py --config=configs/ddpm_cfg.py --workdir=runs/ddpm_cfg --guidance_scale=2
+    python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --mode=inpaint --input=test
+    python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --mode=inpaint --input=test
+        --mask=right --sampler=ddpm --repaint_jump=10 --repaint_resample=10   # RePaint
+
+Every field of the config's sampling section is a flag (``--help`` lists each method's
+samplers and what each field does). ``--mode=inpaint|colorize|img2img`` with ``--input`` (an
+image file, a folder, an .npz or a dataset split) writes the inputs, what the model was given
+and the results side by side.
 
 Loads the latest checkpoint (or --step) from --workdir, samples with the EMA params and writes a
 PNG grid and an .npz of the samples into --workdir (or --out). The config must be the one the
@@ -18,21 +26,13 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from genjax import cli
+from genjax import cli, methods
+from genjax.sampling import catalog
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "The config the run was trained with.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "The training run's workdir.")
-flags.DEFINE_string("sampler", None, "Sampler (overrides config.sampling.sampler): ddpm | ddim.")
-flags.DEFINE_integer("steps", None, "Sampling steps (overrides config.sampling.steps).")
-flags.DEFINE_float("eta", None, "DDIM eta (overrides config.sampling.eta).")
-flags.DEFINE_string("respacing", None, "Respaced ancestral sampling for --sampler=ddpm "
-                    "(improved DDPM): '50', '10,20,30' or 'ddim50' (config.sampling.respacing).")
-flags.DEFINE_float("guidance_scale", None, "Classifier-free guidance weight w (overrides "
-                   "config.sampling.guidance_scale; class-conditional models trained with "
-                   "diffusion.cond_drop_prob > 0).")
-flags.DEFINE_integer("label", None, "Class to sample (config.sampling.label; -1: all in turn).")
 flags.DEFINE_integer("num", 64, "Number of samples.", lower_bound=1)
 flags.DEFINE_integer("batch", 256, "Samples generated per jitted call.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Sampling seed.", lower_bound=0)
@@ -60,6 +60,35 @@ flags.DEFINE_string("lpips_weights", None, "LPIPS weights .npz for --eval=lpips 
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _define_sampling_flags():
+  """``--<field>`` for every field of the typed sampling config (``config.sampling``), with its
+  help; ``--sampler`` lists each method's samplers from the catalog."""
+  import dataclasses
+  import re
+  import typing
+  doc = catalog.SamplingConfig.__doc__
+  helps = dict(re.findall(r"^    (\w+): ((?:.|\n(?!    \w+:))*)", doc, re.M))
+  hints = typing.get_type_hints(catalog.SamplingConfig)
+  for f in dataclasses.fields(catalog.SamplingConfig):
+    text = " ".join(helps.get(f.name, f.name).split()) + f" (config.sampling.{f.name})"
+    if f.name == "sampler":
+      text += ". Samplers by method: " + catalog.help_by_method(methods.SAMPLING)
+    hint = hints[f.name]
+    if hint is bool:
+      flags.DEFINE_bool(f.name, None, text)
+    elif hint is int:
+      flags.DEFINE_integer(f.name, None, text)
+    elif hint is float:
+      flags.DEFINE_float(f.name, None, text)
+    elif hint is str:
+      flags.DEFINE_string(f.name, None, text)
+    else:  # tuple[float, ...]
+      flags.DEFINE_list(f.name, None, text)
+
+
+_define_sampling_flags()
+
+
 def main(argv):
   del argv
   cli.check_workdir_to_read(FLAGS.workdir)
@@ -67,16 +96,15 @@ def main(argv):
   from genjax.training import sampling
 
   config = FLAGS.config
-  overrides = {"sampler": FLAGS.sampler, "steps": FLAGS.steps, "eta": FLAGS.eta,
-               "respacing": FLAGS.respacing, "guidance_scale": FLAGS.guidance_scale,
-               "label": FLAGS.label}
-  for k, v in overrides.items():
-    if v is not None:
-      if "sampling" not in config or k not in config.sampling:
-        print(f"error: --{k} does not apply to config.method={config.method!r} "
-              f"(its config has no sampling.{k}).", file=sys.stderr)
-        sys.exit(2)
-      config.sampling[k] = v
+  given = {f: FLAGS[f].value for f in catalog.SamplingConfig.__dataclass_fields__
+           if FLAGS[f].present}
+  if given:
+    if "sampling" not in config:
+      raise cli.UsageError(f"--{sorted(given)[0]} does not apply to config.method="
+                           f"{config.method!r}: it has no sampling section.")
+    with config.unlocked():
+      for k, v in given.items():
+        config.sampling[k] = tuple(float(t) for t in v) if k == "taus" else v
   out = FLAGS.out or FLAGS.workdir
   if FLAGS.eval:
     result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
@@ -88,6 +116,10 @@ def main(argv):
     import json
     print(json.dumps(result, indent=2, default=float))
     print(f"Wrote {os.path.join(out, 'eval.json')}")
+  elif "sampling" in config and config.sampling.get("mode", "sample") != "sample":
+    paths = sampling.edit_to_files(config, FLAGS.workdir, out, num=FLAGS.num, batch=FLAGS.batch,
+                                   seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
   else:
     paths = sampling.sample_to_files(config, FLAGS.workdir, out, num=FLAGS.num,
                                      batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step)

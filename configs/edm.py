@@ -21,11 +21,11 @@ def get_config() -> ml_collections.ConfigDict:
   e.p_std = 1.2
   e.sigma_min = 0.002
   e.sigma_max = 80.0
-  e.rho = 7.0
 
   config.sampling = sampling = ml_collections.ConfigDict()
   sampling.sampler = "edm-heun"
   sampling.steps = 18
+  sampling.rho = 7.0
   sampling.s_churn = 0.0
   sampling.s_noise = 1.0
   return config

@@ -2,15 +2,21 @@
 
 A builder is ``build(config, spec: DataSpec) -> Method``; it converts the config sections it
 reads into typed dataclasses. Entries are imported lazily, so one family's dependencies never
-slow down another's start.
+slow down another's start (and this module imports no JAX).
+
+:data:`SAMPLING` says what each diffusion-style method hands the sampling floor: the kind of
+model and the kinds of process it may be trained on; ``sample.py --help`` lists each method's
+samplers from it (:func:`genjax.sampling.catalog.help_by_method`).
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from genjax.training.method import Method
-from genjax.types import DataSpec
+if TYPE_CHECKING:
+  from genjax.training.method import Method
+  from genjax.types import DataSpec
 
 METHODS = {
     "ddpm": "genjax.diffusion.method:build_ddpm",
@@ -28,6 +34,18 @@ METHODS = {
     "consistency_training": "genjax.distill.method:build_consistency_training",
     "progressive_distill": "genjax.distill.method:build_progressive_distill",
     "noisy_classifier": "genjax.diffusion.classifier:build_noisy_classifier",
+}
+
+
+# method -> (model kind, process kinds) of genjax.sampling.catalog.
+SAMPLING = {
+    "ddpm": ("denoiser", ("discrete",)),
+    "sde": ("denoiser", ("vp", "subvp", "ve")),
+    "ncsn": ("denoiser", ("edm",)),
+    "edm": ("denoiser", ("edm",)),
+    "consistency_distill": ("consistency", ("edm",)),
+    "consistency_training": ("consistency", ("edm",)),
+    "progressive_distill": ("student", ("discrete_view",)),
 }
 
 

@@ -173,7 +173,8 @@ def build_ae_model(config, spec: DataSpec) -> tuple[common.AutoencoderModel, Met
       encode=lambda p, x: code(p, x), decode=lambda p, h: decode(p, sparsify(h, k_eval)),
       latent_dim=cfg.latent_dim)
   method = Method(name="ae", init=init, loss=loss, sample=sample,
-                  evaluators={"recon": eval_recon})
+                  evaluators={"recon": eval_recon},
+                  reconstruct=model.reconstruct)
   return model, method
 
 

@@ -220,7 +220,8 @@ def build_prior_model(config, spec: DataSpec):
       decode=lambda p, z: stage_am.decode(stage_params, z),
       codes=lambda p, x: stage_am.codes(stage_params, x))
   method = Method(name="vq_prior", init=init, loss=loss, sample=sample,
-                  evaluators={"nll": eval_nll})
+                  evaluators={"nll": eval_nll},
+                  reconstruct=am.reconstruct)
   return am, method
 
 

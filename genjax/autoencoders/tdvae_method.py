@@ -221,7 +221,8 @@ def build_tdvae_model(config, spec: DataSpec):
       rollout=lambda p, k, x_seq, ctx: rollout_frames(p, k, x_seq, ctx),
       sequence=sequences)
   method = Method(name="tdvae", init=init, loss=loss, sample=sample,
-                  plot_samples=plot_samples, evaluators={"elbo": eval_elbo})
+                  plot_samples=plot_samples, evaluators={"elbo": eval_elbo},
+                  reconstruct=model.reconstruct)
   return model, method
 
 

@@ -238,7 +238,8 @@ def build_vae_model(config, spec: DataSpec) -> tuple[common.AutoencoderModel, Me
       encode=lambda p, x: encode(p, encoder_input(eval_target(x)))[0], decode=decode_mean,
       latent_dim=cfg.latent_dim, view_input=lambda x: encoder_input(eval_target(x)))
   method = Method(name="vae", init=init, loss=loss, train_step=train_step, sample=sample,
-                  evaluators={"elbo": eval_elbo, "recon": eval_recon})
+                  evaluators={"elbo": eval_elbo, "recon": eval_recon},
+                  reconstruct=model.reconstruct)
   return model, method
 
 

@@ -315,7 +315,8 @@ def build_vq_model(config, spec: DataSpec, hierarchical: bool):
       name=name, reconstruct=reconstruct, sample=sample, encode=encode, decode=decode,
       codes=codes_fn, num_codes=dict(model.num_codes))
   method = Method(name=name, init=init, train_step=train_step, sample=sample,
-                  evaluators={"recon": eval_recon})
+                  evaluators={"recon": eval_recon},
+                  reconstruct=am.reconstruct)
   return am, method, model
 
 

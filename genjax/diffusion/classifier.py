@@ -3,11 +3,11 @@ classifier as a trainer method, and the guided noise prediction for the DDPM sam
 
 The classifier ``p_phi(y | x_t, t)`` is trained with cross-entropy on ``x_t ~ q(x_t | x_0)`` at
 uniformly drawn zero-based ``t`` of the diffusion model's own schedule (``config.diffusion``).
-A DDPM run then samples with ``sampling.classifier_workdir`` and ``sampling.classifier_scale`` s:
-``eps^ = eps - s sqrt(1 - abar_t) grad_x log p_phi(y | x_t, t)`` (Algorithm 2, seed eq. 38),
-used by DDIM and by ancestral sampling alike. For ancestral sampling this shifts the mean by
-``s (beta_t / sqrt(alpha_t)) grad``, Algorithm 1's ``s Sigma grad`` with ``Sigma = beta_t``
-up to the factor ``1 / sqrt(alpha_t)`` (at most 1.01 on the linear schedule).
+A DDPM run then samples with ``sampling.classifier_workdir`` and ``sampling.classifier_scale`` s,
+with every sampler (:func:`genjax.sampling.guidance.classifier_guidance`): the score-based ones
+use ``eps^ = eps - s sqrt(1 - abar_t) grad_x log p_phi(y | x_t, t)`` (Algorithm 2, seed
+eq. 38), ancestral DDPM shifts its mean by ``s Sigma grad`` (Algorithm 1) with its own
+``Sigma`` (beta, beta-tilde or the learned one).
 
     python train.py --config=configs/noisy_classifier.py --workdir=runs/classifier
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm \\
@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from genjax.diffusion import gaussian, guidance, schedules
 from genjax.nets.classifier import NoisyClassifier
+from genjax.sampling import guidance, schedules
+from genjax.sampling.posterior import q_sample
 from genjax.typed_config import from_section, to_dict
 from genjax.training.method import Method
 from genjax.types import DataSpec
@@ -69,7 +70,7 @@ def build_noisy_classifier(config, spec: DataSpec) -> Method:
     x0, y = batch["x"], batch["label"]
     k_t, k_n, k_d = jax.random.split(key, 3)
     t = jax.random.randint(k_t, (x0.shape[0],), 0, num_t)
-    xt = gaussian.q_sample(sched, x0, t, jax.random.normal(k_n, x0.shape, x0.dtype))
+    xt = q_sample(sched, x0, t, jax.random.normal(k_n, x0.shape, x0.dtype))
     logits = net.apply({"params": params}, xt, t, train=True, rngs={"dropout": k_d})
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     acc = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
@@ -91,7 +92,7 @@ def build_noisy_classifier(config, spec: DataSpec) -> Method:
     apply = jax.jit(lambda p, x, t: net.apply({"params": p}, x, t))
     out = {}
     for i, t in enumerate(np.linspace(0, num_t - 1, 10).astype(int)):
-      xt = gaussian.q_sample(sched, x0, jnp.full((n,), t),
+      xt = q_sample(sched, x0, jnp.full((n,), t),
                              jax.random.normal(jax.random.fold_in(key, i), x0.shape))
       out[f"accuracy_t{t}"] = float(np.mean(np.argmax(apply(state.ema_params, xt, t), -1) == y))
     out.update(num_examples=n, split="test", params="ema")
@@ -103,7 +104,8 @@ def build_noisy_classifier(config, spec: DataSpec) -> Method:
 
 def load_guidance_classifier(workdir: str, diffusion_cfg, spec: DataSpec):
   """``grad_fn(x_t, t, y) -> grad_x log p_phi(y | x_t, t)`` of a trained ``noisy_classifier``
-  run; its forward process must be the diffusion model's."""
+  run (``y``, the condition, holds the labels); its forward process must be the diffusion
+  model's. ``t`` may be a fractional step: the classifier embeds times smoothly."""
   from genjax.training import run as run_lib
   c_config, c_run, c_state = run_lib.load_trained(workdir)
   if c_config.method != "noisy_classifier":
@@ -120,26 +122,4 @@ def load_guidance_classifier(workdir: str, diffusion_cfg, spec: DataSpec):
                      f"diffusion model on {spec.shape}.")
   net = _network(c_config, c_run.dataset.spec)
   params = jax.device_get(c_state.ema_params)
-
-  def grad_fn(x, t, y):
-    def log_p(x):
-      logp = jax.nn.log_softmax(net.apply({"params": params}, x, t), axis=-1)
-      return jnp.sum(jnp.take_along_axis(logp, y[:, None], axis=-1))
-    return jax.grad(log_p)(x)
-
-  return grad_fn
-
-
-def classifier_guided_eps_fn(eps_fn, grad_fn, sched, y, scale: float):
-  """``eps_fn(x, t)`` guided by ``grad_fn`` (seed eq. 38); learned-variance outputs keep their
-  variance part."""
-
-  def guided(x, t):
-    out = eps_fn(x, t)
-    eps, var = (out if isinstance(out, tuple) else (out, None))
-    g = guidance.classifier_guided_eps(
-        eps, grad_fn(x, t, y), schedules.extract(sched.sqrt_one_minus_alphas_cumprod, t, x.shape),
-        scale)
-    return g if var is None else (g, var)
-
-  return guided
+  return guidance.classifier_log_prob_grad(lambda x, t: net.apply({"params": params}, x, t))

@@ -10,7 +10,7 @@ Loss types (``loss_type``):
   * ``"vlb"``: ``L_vlb`` alone (Nichol & Dhariwal 2021, Sec. 3.3), through mean and variance.
 
 ``L_vlb`` is estimated from one term per example as ``T * L_t`` in bits/dim (``L_t`` from
-:func:`~genjax.diffusion.gaussian.vlb_terms_bpd`, the decoder NLL at ``t = 0``; the constant
+:func:`~genjax.diffusion.vlb.vlb_terms_bpd`, the decoder NLL at ``t = 0``; the constant
 ``L_T`` is left out), so ``lambda * L_vlb = (T / 1000) * L_t``: improved-diffusion's
 ``RESCALED_MSE`` / ``RESCALED_KL`` (``terms["vb"] *= num_timesteps / 1000``), which at
 ``T = 1000`` is its plain ``MSE`` + ``vb``.
@@ -23,15 +23,17 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from genjax.diffusion.gaussian import (LEARNED_VAR_TYPES, PARAMETERIZATIONS, _check_var_type,
-                                       mean_flat, model_output_to_eps_x0, p_mean_variance,
-                                       predict_v, q_sample, split_learned_output, vlb_terms_bpd)
-from genjax.diffusion.schedules import DiffusionSchedule
+from genjax.diffusion.vlb import mean_flat, vlb_terms_bpd
+from genjax.sampling.convert import predict_v, prediction_to_eps_x0, split_learned_output
+from genjax.sampling.posterior import (LEARNED_VAR_TYPES, check_var_type, p_mean_variance,
+                                       q_sample)
+from genjax.sampling.schedules import DiffusionSchedule
 
-__all__ = ["LOSS_TYPES", "make_ddpm_loss", "make_ddpm_loss_terms", "quarter_metrics",
-           "vb_term_bpd"]
+__all__ = ["LOSS_TYPES", "PARAMETERIZATIONS", "make_ddpm_loss", "make_ddpm_loss_terms",
+           "quarter_metrics", "vb_term_bpd"]
 
 LOSS_TYPES = ("simple", "hybrid", "vlb")
+PARAMETERIZATIONS = ("eps", "x0", "v")  # what a DDPM network predicts
 
 ModelFn = Callable[[Any, jax.Array, jax.Array, Any, jax.Array], jax.Array]
 
@@ -58,7 +60,7 @@ def vb_term_bpd(sched: DiffusionSchedule, out: jax.Array, var_values, x0: jax.Ar
     xt: ``[B, ...]``.
     t: int ``[B]``, zero-based.
     parameterization: ``"eps"``, ``"x0"`` or ``"v"``.
-    var_type: see :func:`~genjax.diffusion.gaussian.model_variance`.
+    var_type: see :func:`~genjax.sampling.posterior.model_variance`.
     stop_grad_mean: block gradients through the mean.
     num_bins: levels of the decoder's data grid.
 
@@ -67,7 +69,8 @@ def vb_term_bpd(sched: DiffusionSchedule, out: jax.Array, var_values, x0: jax.Ar
   """
   if stop_grad_mean:
     out = jax.lax.stop_gradient(out)
-  eps, _ = model_output_to_eps_x0(sched, out, xt, t, parameterization)
+  eps, _ = prediction_to_eps_x0(out, xt, sched.marginal_alpha(t), sched.marginal_std(t),
+                                parameterization)
   p = p_mean_variance(sched, eps, xt, t, var_type, None, var_values=var_values)
   return vlb_terms_bpd(sched, p["mean"], p["log_var"], x0, xt, t, num_bins=num_bins)
 
@@ -79,7 +82,7 @@ def _check(parameterization, loss_type, var_type):
         f"{', '.join(PARAMETERIZATIONS)}.")
   if loss_type not in LOSS_TYPES:
     raise ValueError(f"Unknown loss_type {loss_type!r}; valid ones are {', '.join(LOSS_TYPES)}.")
-  _check_var_type(var_type)
+  check_var_type(var_type)
   learned = var_type in LEARNED_VAR_TYPES
   if learned and loss_type == "simple":
     raise ValueError(

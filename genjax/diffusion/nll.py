@@ -2,7 +2,7 @@
 
 ``NLL <= L_vlb = L_T + sum_{t>0} L_t + L_0`` (Ho et al. 2020, eq. 5; seed 003 eq. 24-26;
 Nichol & Dhariwal 2021, Sec. 3 report it in bits/dim), every term evaluated (T network calls
-per example, :func:`genjax.diffusion.gaussian.full_vlb_bpd`), batched and jitted.
+per example, :func:`genjax.diffusion.vlb.full_vlb_bpd`), batched and jitted.
 
 The decoder ``L_0`` integrates ``p(x_0 | x_1)`` over the bin of each pixel value, and the bins
 are a convention that has to be stated (see :mod:`genjax.metrics.likelihood` for the
@@ -30,8 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax.diffusion.gaussian import ClipRange, decoder_nll_bpd, full_vlb_bpd
-from genjax.diffusion.schedules import DiffusionSchedule
+from genjax.diffusion.vlb import decoder_nll_bpd, full_vlb_bpd
+from genjax.sampling.posterior import ClipRange
+from genjax.sampling.schedules import DiffusionSchedule
 
 __all__ = ["make_nll_fn", "nll_bpd"]
 
@@ -42,8 +43,8 @@ def make_nll_fn(eps_fn_of: Callable, sched: DiffusionSchedule, *, var_type: str,
   """A jittable ``nll_fn(params, x [B, ...], y [B] or None, key) -> dict of [B] arrays``.
 
   Args:
-    eps_fn_of: ``eps_fn_of(params, y) -> eps_fn(x, t)`` (returning ``(eps, var_values)`` for a
-      learned variance).
+    eps_fn_of: ``eps_fn_of(params) -> eps_fn(x, t, cond)``, a denoiser (returning
+      ``Prediction(eps, var_values)`` for a learned variance).
     sched: the schedule.
     var_type: the reverse variance type.
     clip_x0: clip the predicted ``x_0`` (improved-diffusion's ``image_nll.py`` default).
@@ -56,7 +57,8 @@ def make_nll_fn(eps_fn_of: Callable, sched: DiffusionSchedule, *, var_type: str,
   """
 
   def nll_fn(params, x, y, key):
-    out = full_vlb_bpd(eps_fn_of(params, y), sched, x, key, var_type, clip_x0, num_bins=num_bins)
+    out = full_vlb_bpd(eps_fn_of(params), sched, x, key, var_type, clip_x0, cond=y,
+                       num_bins=num_bins)
     decoder = out["terms_bpd"][:, 0]
     res = {"bpd": out["total_bpd"], "prior_bpd": out["prior_bpd"], "decoder_bpd": decoder,
            "kl_bpd": out["terms_bpd"][:, 1:].sum(axis=1)}

@@ -17,8 +17,7 @@ evaluation samples. Everything is EDM-style (VE): ``x_sigma = x_0 + sigma n``, t
 * Consistency training (Algorithm 3, seed eq. 46): the same with ``x^_n = x + sigma_n z`` (the
   Euler step with the one-sample estimate ``D(x_{n+1}) = x``), and the schedules ``N(k)``,
   ``mu(k)`` of Sec. 5.
-* Sampling (Algorithm 1): ``x_0 = f(T z, T)``, then for each ``tau`` of a decreasing sequence
-  ``x_0 <- f(x_0 + sqrt(tau^2 - eps^2) z, tau)``.
+* Sampling (Algorithm 1) is on the sampling floor: :func:`genjax.sampling.consistency_sample`.
 
 The distance ``d`` is the squared L2 distance (mean over pixels); the paper's best results use
 LPIPS, which needs pretrained VGG weights that cannot be downloaded here.
@@ -27,19 +26,18 @@ LPIPS, which needs pretrained VGG weights that cannot be downloaded here.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from genjax.score.sde import bcast
+from genjax.sampling.edm import ode_step as edm_ode_step
+from genjax.sampling.processes import bcast
 
 Array = jax.Array
 
 __all__ = ["ConsistencyPrecond", "consistency_precond", "make_consistency_fn", "cm_sigmas",
-           "ct_num_scales", "ct_target_decay", "ode_step", "cd_loss", "ct_loss",
-           "consistency_sample", "default_taus"]
+           "ct_num_scales", "ct_target_decay", "ode_step", "cd_loss", "ct_loss"]
 
 
 class ConsistencyPrecond(NamedTuple):
@@ -106,16 +104,10 @@ def ode_step(denoise_fn: Callable[[Array, Array], Array], x: Array, sigma_from: 
              sigma_to: Array, solver: str = "heun") -> Array:
   """One step of the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma`` from
   ``sigma_from`` to ``sigma_to`` (both ``[B]``, > 0): Euler, or Heun (Karras et al. 2022,
-  Algorithm 1, the solver of Song et al. 2023's CD experiments)."""
-  if solver not in ("euler", "heun"):
-    raise ValueError(f"ODE solver must be euler or heun, got {solver!r}.")
-  d = (x - denoise_fn(x, sigma_from)) / bcast(sigma_from, x)
-  h = bcast(sigma_to - sigma_from, x)
-  x_euler = x + h * d
-  if solver == "euler":
-    return x_euler
-  d2 = (x_euler - denoise_fn(x_euler, sigma_to)) / bcast(sigma_to, x)
-  return x + h * 0.5 * (d + d2)
+  Algorithm 1, the solver of Song et al. 2023's CD experiments), by
+  :func:`genjax.sampling.edm.ode_step`."""
+  d_fn = lambda x, s: (x - denoise_fn(x, s)) / bcast(s, x)
+  return edm_ode_step(d_fn, x, sigma_from, sigma_to, solver)
 
 
 def _pick_levels(key, batch: int, num_scales, sigma_min, sigma_max, rho):
@@ -167,44 +159,3 @@ def _consistency_distance(f_online, f_target, x_next, s_next, x_hat, s_n):
   per_example = jnp.mean((pred - target) ** 2, axis=tuple(range(1, pred.ndim)))
   loss = jnp.mean(per_example)
   return loss, {"loss": loss, "sigma_mean": jnp.mean(s_next)}
-
-
-def default_taus(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                 rho: float = 7.0) -> np.ndarray:
-  """The intermediate noise levels of a ``steps``-evaluation consistency sampler: the interior
-  of a Karras schedule of ``steps + 1`` levels from T to eps (empty for one step). The paper
-  tunes them per dataset (e.g. 0.821 for 2-step CIFAR-10); this is a fixed, documented rule."""
-  from genjax.score.edm import karras_sigmas
-  if steps < 1:
-    raise ValueError(f"consistency sampling needs steps >= 1, got {steps}.")
-  return karras_sigmas(steps + 1, sigma_min, sigma_max, rho)[1:steps]
-
-
-def consistency_sample(f: Callable[[Array, Array], Array], key: Array, shape: Sequence[int],
-                       taus: Sequence[float], *, sigma_min: float = 0.002,
-                       sigma_max: float = 80.0) -> Array:
-  """Multistep consistency sampling, Song et al. 2023 Algorithm 1 (one ``lax.scan``).
-
-  Args:
-    f: the consistency function ``f(x [B, ...], sigma [B])``.
-    key: PRNG key.
-    shape: ``(B, ...)``.
-    taus: decreasing noise levels in ``(eps, T)`` after the first evaluation at T; ``()`` is
-      one-step generation.
-
-  Returns:
-    ``[B, ...]`` samples. NFE = ``1 + len(taus)``.
-  """
-  taus = jnp.asarray(np.asarray(taus, np.float32).reshape(-1))
-  b = shape[0]
-  k0, ks = jax.random.split(key)
-  x = f(sigma_max * jax.random.normal(k0, tuple(shape)), jnp.full((b,), sigma_max))
-
-  def step(x, inp):
-    tau, k = inp
-    noisy = x + jnp.sqrt(tau ** 2 - sigma_min ** 2) * jax.random.normal(k, x.shape, x.dtype)
-    return f(noisy, jnp.full((b,), tau)), None
-
-  if taus.shape[0]:
-    x, _ = jax.lax.scan(step, x, (taus, jax.random.split(ks, taus.shape[0])))
-  return x

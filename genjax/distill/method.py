@@ -1,7 +1,7 @@
 """Consistency distillation and consistency training as trainer methods (Song et al. 2023).
 
 Both train ``f_theta(x, sigma)`` (:func:`genjax.distill.consistency.make_consistency_fn` around
-any genjax network, with the EDM noise input of :func:`genjax.score.method.log_sigma_label`)
+any genjax network, with the EDM noise input of :meth:`genjax.sampling.EDMProcess.noise_label`)
 against a target network ``theta-`` that lives in ``TrainState.model_state["target"]`` and is
 updated after every optimizer step as ``theta- <- mu theta- + (1 - mu) theta`` (so it is
 checkpointed and a resumed run continues exactly). The trainer's own EMA (``ema_decay``) is the
@@ -24,12 +24,12 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from genjax.distill import consistency as cm
 from genjax.nets.build import build_network
-from genjax.score.method import log_sigma_label
+from genjax.sampling import registry
+from genjax.sampling.processes import EDMProcess
 from genjax.typed_config import from_section
 from genjax.training.method import Method
 from genjax.types import DataSpec
@@ -62,19 +62,10 @@ class ConsistencyConfig:
   rho: float = 7.0
 
 
-@dataclasses.dataclass(frozen=True)
-class ConsistencySamplingConfig:
-  """The ``config.sampling`` section: ``steps`` network evaluations (Algorithm 1); ``taus``
-  overrides the intermediate noise levels (default :func:`genjax.distill.consistency.default_taus`)."""
-  sampler: str = "consistency"
-  steps: int = 1
-  taus: tuple = ()
-
-
 def _student(config, spec: DataSpec, cfg: ConsistencyConfig):
   net = build_network(config.model, spec)
   num_classes = getattr(net, "num_classes", 0)
-  label = lambda sigma: log_sigma_label(sigma, cfg.sigma_min, cfg.sigma_max)
+  label = EDMProcess(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max).noise_label
 
   def consistency_fn(params, y=None, key=None):
     kw = dict(train=False) if key is None else dict(train=True, rngs={"dropout": key})
@@ -92,21 +83,13 @@ def _student(config, spec: DataSpec, cfg: ConsistencyConfig):
 
 def _build(config, spec: DataSpec, distill: bool) -> Method:
   cfg = from_section(ConsistencyConfig, config.consistency, where="consistency")
-  sampling = from_section(ConsistencySamplingConfig, config.sampling, where="sampling")
-  if sampling.sampler != "consistency":
-    raise ValueError(f"sampling.sampler must be 'consistency' for consistency models, got "
-                     f"{sampling.sampler!r}.")
+  sampling = registry.from_config(config.get("sampling"), default="consistency")
   if cfg.solver not in ("heun", "euler"):
     raise ValueError(f"consistency.solver must be heun or euler, got {cfg.solver!r}.")
   if cfg.num_scales < 2 or cfg.s0 < 2 or cfg.s1 < cfg.s0:
     raise ValueError("consistency.num_scales and s0 must be >= 2, and s1 >= s0.")
-  taus = (np.asarray(sampling.taus, np.float32) if sampling.taus
-          else cm.default_taus(sampling.steps, cfg.sigma_min, cfg.sigma_max, cfg.rho))
-  if len(taus) != sampling.steps - 1 or np.any(np.diff(taus) >= 0) or (
-      len(taus) and not (cfg.sigma_min < taus.min() and taus.max() < cfg.sigma_max)):
-    raise ValueError(f"sampling.taus must be {sampling.steps - 1} decreasing levels inside "
-                     f"(sigma_min, sigma_max), got {tuple(taus)}.")
   net, num_classes, consistency_fn, net_init = _student(config, spec, cfg)
+  process = EDMProcess(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max)
   levels = dict(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho)
   total_steps = int(config.training.num_steps)  # K of consistency training's N(k)
 
@@ -155,17 +138,22 @@ def _build(config, spec: DataSpec, distill: bool) -> Method:
                    num_scales=jnp.asarray(n, jnp.float32), target_decay=mu)
     return new.replace(model_state={"target": target}), metrics
 
-  def sample(params, key, num):
-    y = (jnp.arange(num) % num_classes) if num_classes else None
-    return cm.consistency_sample(consistency_fn(params, y), key, (num, *spec.shape), taus,
-                                 sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max)
+  def model_of(params) -> registry.Model:
+    fn = lambda x, sigma, y: consistency_fn(params, y)(x, sigma)
+    return registry.Model(process=process, model_fn=fn, prediction="x0", kind="consistency")
 
+  registry.class_labels(1, num_classes, sampling.label)  # a bad label fails here, before work
+  cond_of = (lambda num: registry.class_labels(num, num_classes, sampling.label)) if num_classes \
+      else None
+  sample = registry.make_sample_fn(sampling, model_of, spec.shape, cond_of)
   name = "consistency_distill" if distill else "consistency_training"
   plot = None
   if spec.kind == "points":
     from genjax import viz
-    plot = lambda s, d, p: viz.scatter_2d(s, d, p, title=f"{name} ({sampling.steps} step)")
-  return Method(name=name, init=init, train_step=train_step, sample=sample, plot_samples=plot)
+    steps = registry.resolve_steps(sampling, model_of(None))
+    plot = lambda s, d, p: viz.scatter_2d(s, d, p, title=f"{name} ({steps} step)")
+  return Method(name=name, init=init, train_step=train_step, sample=sample, plot_samples=plot,
+                sample_tag=registry.tag(sampling, model_of(None)), modes=registry.MODES)
 
 
 def _load_teacher(cfg: ConsistencyConfig, spec: DataSpec):
@@ -187,7 +175,7 @@ def _load_teacher(cfg: ConsistencyConfig, spec: DataSpec):
     if float(t_config.edm[k]) != float(getattr(cfg, k)):
       raise ValueError(f"consistency.{k}={getattr(cfg, k)} differs from the teacher's "
                        f"edm.{k}={t_config.edm[k]}.")
-  _, denoise = edm_denoiser(t_config, t_run.dataset.spec)
+  _, _, denoise = edm_denoiser(t_config, t_run.dataset.spec)
   return jax.device_get(t_state.ema_params), denoise
 
 
@@ -220,36 +208,38 @@ class ProgressiveConfig:
   clip_teacher: bool = True
 
 
-@dataclasses.dataclass(frozen=True)
-class ProgressiveSamplingConfig:
-  """``sampler = "ddim"`` on the grid ``i / steps``; ``steps = 0`` means ``student_steps``."""
-  sampler: str = "ddim"
-  steps: int = 0
-
-
 def x0_network(config, spec: DataSpec, clip=None):
-  """``(net, x0_fn_of(params, y))`` for a DDPM-style config (its model and diffusion sections)."""
-  from genjax.diffusion import gaussian, schedules
-  from genjax.diffusion.method import DDPMConfig, _output_override
+  """``(net, x0_fn_of, ns, dcfg, raw_of)`` for a DDPM-style config (its model and diffusion
+  sections): ``x0_fn_of(params, y=None, key=None)`` is the network's ``x^(z, t)`` on the
+  continuous view ``ns`` of its schedule, ``raw_of(params, y)`` its raw output ``(z, t) ->
+  out`` at continuous ``t`` (what the sampling floor converts)."""
+  from genjax.diffusion.method import DDPMConfig
   from genjax.distill import progressive as pd
-  from genjax.score.noise_schedules import VPNoiseSchedule
+  from genjax.sampling.posterior import LEARNED_VAR_TYPES
+  from genjax.sampling.schedules import get_schedule
+  from genjax.sampling.convert import split_learned_output
   dcfg = from_section(DDPMConfig, config.diffusion, where="diffusion")
-  net = build_network(config.model, spec)
-  learned = dcfg.var_type in gaussian.LEARNED_VAR_TYPES
-  if learned:
-    net = build_network(config.model, spec, **_output_override(net, spec))
-  ns = VPNoiseSchedule.discrete(schedules.get_schedule(dcfg.schedule, dcfg.num_timesteps))
+  learned = dcfg.var_type in LEARNED_VAR_TYPES
+  net = build_network(config.model, spec, learned_variance=learned)
+  ns = get_schedule(dcfg.schedule, dcfg.num_timesteps).continuous()
 
-  def x0_fn_of(params, y=None, key=None):
+  def step_fn(params, y=None, key=None):
     kw = dict(train=False) if key is None else dict(train=True, rngs={"dropout": key})
 
     def model_fn(z, step):
       out = net.apply({"params": params}, z, step, y=y, **kw)
-      return gaussian.split_learned_output(out)[0] if learned else out
+      return split_learned_output(out)[0] if learned else out
 
-    return pd.make_x0_fn(model_fn, ns, dcfg.parameterization, clip)
+    return model_fn
 
-  return net, x0_fn_of, ns, dcfg
+  def x0_fn_of(params, y=None, key=None):
+    return pd.make_x0_fn(step_fn(params, y, key), ns, dcfg.parameterization, clip)
+
+  def raw_of(params, y=None):
+    f = step_fn(params, y)
+    return lambda z, t: f(z, ns.discrete_time_input(jnp.maximum(t, ns.sampling_eps)))
+
+  return net, x0_fn_of, ns, dcfg, raw_of
 
 
 def build_progressive_distill(config, spec: DataSpec) -> Method:
@@ -269,10 +259,7 @@ def build_progressive_distill(config, spec: DataSpec) -> Method:
   from genjax.training import run as run_lib
   from genjax.typed_config import to_dict
   cfg = from_section(ProgressiveConfig, config.distill, where="distill")
-  sampling = from_section(ProgressiveSamplingConfig, config.sampling, where="sampling")
-  if sampling.sampler != "ddim":
-    raise ValueError(f"progressive_distill samples with deterministic DDIM (sampling.sampler = "
-                     f"'ddim'), got {sampling.sampler!r}.")
+  sampling = registry.from_config(config.get("sampling"), default="ddim")
   if cfg.weighting not in pd.WEIGHTINGS:
     raise ValueError(f"distill.weighting must be one of {pd.WEIGHTINGS}, got {cfg.weighting!r}.")
   if cfg.student_steps < 1:
@@ -297,8 +284,8 @@ def build_progressive_distill(config, spec: DataSpec) -> Method:
                        f"weights): teacher {to_dict(t_config[section])}, student "
                        f"{to_dict(config[section])}.")
   clip = (-1.0, 1.0) if (cfg.clip_teacher and spec.kind == "image") else None
-  net, x0_fn_of, ns, dcfg = x0_network(config, spec)
-  _, teacher_x0_of, _, _ = x0_network(t_config, spec, clip)
+  net, x0_fn_of, ns, dcfg, raw_of = x0_network(config, spec)
+  teacher_x0_of = x0_network(t_config, spec, clip)[1]
   if 2 * cfg.student_steps > dcfg.num_timesteps:
     raise ValueError(f"2 x student_steps = {2 * cfg.student_steps} exceeds the model's "
                      f"T = {dcfg.num_timesteps} steps.")
@@ -309,7 +296,6 @@ def build_progressive_distill(config, spec: DataSpec) -> Method:
   teacher_params = jax.device_get(t_state.ema_params)
   num_classes = getattr(net, "num_classes", 0)
   n = cfg.student_steps
-  sample_steps = sampling.steps or n
 
   def init(key, batch):
     del key, batch
@@ -321,9 +307,15 @@ def build_progressive_distill(config, spec: DataSpec) -> Method:
     return pd.pd_loss(x0_fn_of(params, y, k_drop), teacher_x0_of(teacher_params, y), ns,
                       batch["x"], k_loss, n, cfg.weighting)
 
-  def sample(params, key, num):
-    y = (jnp.arange(num) % num_classes) if num_classes else None
-    x = pd.pd_sample(x0_fn_of(params, y), ns, key, (num, *spec.shape), sample_steps)
-    return x if spec.kind != "image" else jnp.clip(x, -1.0, 1.0)
+  def model_of(params) -> registry.Model:
+    fn = lambda z, t, y: raw_of(params, y if num_classes else None)(z, t)
+    return registry.Model(process=ns, model_fn=fn, prediction=dcfg.parameterization,
+                          kind="student", student_steps=n,
+                          clip=(-1.0, 1.0) if spec.kind == "image" else None)
 
-  return Method(name="progressive_distill", init=init, loss=loss, sample=sample)
+  registry.class_labels(1, num_classes, sampling.label)  # a bad label fails here, before work
+  cond_of = (lambda num: registry.class_labels(num, num_classes, sampling.label)) if num_classes \
+      else None
+  return Method(name="progressive_distill", init=init, loss=loss,
+                sample=registry.make_sample_fn(sampling, model_of, spec.shape, cond_of),
+                sample_tag=registry.tag(sampling, model_of(None)), modes=registry.MODES)

@@ -40,6 +40,11 @@ def _read_file(path: str, channels: int) -> np.ndarray:
   return a[..., None] if a.ndim == 2 else a
 
 
+def read_image(path: str, channels: int) -> np.ndarray:
+  """One PNG/JPEG file as ``[H, W, channels]`` float32 in [-1, 1] (grey or RGB)."""
+  return _u8_to_unit(_read_file(path, channels))
+
+
 def _u8_to_unit(a: np.ndarray) -> np.ndarray:
   return a.astype(np.float32) / 127.5 - 1.0
 

@@ -48,7 +48,9 @@ class NoisyClassifier(nn.Module):
     if self.num_classes < 2:
       raise ValueError(f"NoisyClassifier: num_classes must be >= 2, got {self.num_classes}.")
     b = x.shape[0]
-    t = jnp.broadcast_to(jnp.asarray(t), (b,))
+    if jnp.ndim(t) > 1 or (jnp.ndim(t) == 1 and jnp.shape(t)[0] != b):
+      raise ValueError(f"NoisyClassifier: t must be a scalar or [B] = [{b}], got {jnp.shape(t)}.")
+    t = jnp.reshape(jnp.asarray(t), (-1,))  # a scalar t is embedded once
     dt = self.dtype
     temb = timestep_embedding(t, self.ch)
     temb = _dense(4 * self.ch, dtype=dt, name="temb_dense0")(temb)

@@ -196,7 +196,7 @@ class DiT(nn.Module):
     self._check_inputs(x, t, y)
     b, h, w, c_in = x.shape
     p, d, dt = self.patch_size, self.hidden_size, self.dtype
-    t = jnp.broadcast_to(t, (b,))
+    t = jnp.reshape(t, (-1,))  # a scalar t (one per sampler step) is embedded once
 
     # 1. Patch embedding (a p x p, stride p conv = a linear map of each flattened patch).
     tokens = nn.Dense(d, kernel_init=xavier, bias_init=zeros, dtype=dt,

@@ -126,7 +126,8 @@ class MLPDenoiser(nn.Module):
       return nn.Dense(f, kernel_init=lecun_normal, dtype=self.dtype, param_dtype=jnp.float32,
                       name=name)
 
-    temb = timestep_embedding(jnp.broadcast_to(t, (b,)), self.time_dim)
+    # A scalar t (one per sampler step) is embedded once and broadcast over the batch.
+    temb = timestep_embedding(jnp.reshape(t, (-1,)), self.time_dim)
     temb = dense(self.hidden, "temb_dense1")(nn.silu(dense(self.hidden, "temb_dense0")(temb)))
     if self.num_classes > 0:
       temb = temb + nn.Embed(self.num_classes + 1, self.hidden, dtype=self.dtype,

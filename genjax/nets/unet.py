@@ -137,7 +137,7 @@ class UNet(nn.Module):
     y = None if y is None else jnp.asarray(y)
     self._check_inputs(x, t, y)
     b, _, _, c_in = x.shape
-    t = jnp.broadcast_to(t, (b,))
+    t = jnp.reshape(t, (-1,))  # a scalar t (one per sampler step) is embedded once
     dt = self.dtype
     num_levels = len(self.ch_mult)
 

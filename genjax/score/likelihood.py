@@ -6,7 +6,7 @@ normalizing flow, so by the instantaneous change of variables (Chen et al. 2018,
     log p_eps(x(eps)) = log p_T(x(T)) + int_eps^T div f~(x(t), t) dt.
 
 We integrate ``(x, int div f~)`` from ``eps`` to ``T`` jointly on the device, with the
-Dormand-Prince solver of :mod:`genjax.score.ode` (score_sde uses scipy's RK45 at
+Dormand-Prince solver of :mod:`genjax.sampling.ode` (score_sde uses scipy's RK45 at
 rtol = atol = 1e-5, eps = 1e-5) or a fixed-step Euler / Heun / RK4 scan. The divergence is
 exact (``sum_i e_i^T J e_i`` by D Jacobian-vector products; for small D such as 2-D data) or the
 Hutchinson-Skilling estimate ``E_v[v^T J v]`` with one Rademacher or Gaussian ``v`` per example,
@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from genjax.metrics.likelihood import dequantization_offset, nats_to_bpd
-from genjax.score.ode import odeint_dopri5
+from genjax.sampling.ode import odeint_dopri5
 
 __all__ = ["HUTCHINSON_TYPES", "LIKELIHOOD_METHODS", "LikelihoodResult", "bits_per_dim",
            "divergence", "ode_likelihood", "uniform_dequantize"]

@@ -21,7 +21,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from genjax.score.sde import bcast
+from genjax.sampling.processes import bcast
 
 __all__ = ["make_sde_loss"]
 

@@ -40,6 +40,8 @@ class Method:
       collections (e.g. batch statistics), ``{}`` if none.
     sample: ``sample(params, key, num) -> samples [num, *data_shape]``, in data space
       ([-1, 1] for images). Called by the trainer with the EMA params; ``num`` is static.
+      Methods whose ``modes`` go beyond ``"sample"`` also take ``inputs=`` (the known images
+      and mask of inpainting, colorization or img2img; :func:`genjax.sampling.run`).
     loss: ``loss(params, batch, key) -> (scalar loss, metrics dict)`` (DESIGN.md item 5).
     train_step: optional ``train_step(state, batch, key) -> (state, metrics)``; overrides the
       default gradient step built from ``loss``.
@@ -58,6 +60,13 @@ class Method:
       its discriminator's decision surface from ``state.params``); see :func:`plot_samples`.
     evaluators: ``{name: fn(state, dataset, key, num) -> dict}`` run by ``sample.py --eval=name``
       (``state`` is the restored TrainState; ``num`` is sample.py's --num, a cap on examples).
+    sample_tag: the file stem of sample.py's outputs, naming the sampler and its settings
+      (:func:`genjax.sampling.registry.tag`).
+    modes: what ``sample`` can do: ``"sample"``, and for the diffusion families ``"inpaint"``,
+      ``"colorize"``, ``"img2img"`` (``config.sampling.mode``).
+    reconstruct: for methods that reconstruct (the autoencoders),
+      ``reconstruct(params, x [B, ...]) -> x_hat`` in data space; ``sample.py
+      --eval=psnr,ssim,lpips`` scores it on the test split.
   """
 
   name: str
@@ -71,6 +80,9 @@ class Method:
   ema_filter: Optional[Callable[[PyTree], PyTree]] = None
   plot_samples: Optional[Callable[..., None]] = None
   evaluators: Mapping[str, Callable[..., dict]] = dataclasses.field(default_factory=dict)
+  sample_tag: str = "samples"
+  modes: tuple = ("sample",)
+  reconstruct: Optional[Callable[..., Any]] = None
 
   def __post_init__(self):
     if (self.loss is None) == (self.train_step is None):

@@ -16,13 +16,22 @@ from genjax.training import run as run_lib
 from genjax.training import trainer
 
 
-def generate(method, params, key, num: int, batch: int, mesh=None, progress: bool = True) -> np.ndarray:
-  """Draws ``num`` samples in equal jitted chunks of ``batch``, sharded over the devices."""
+def generate(method, params, key, num: int, batch: int, mesh=None, progress: bool = True,
+             inputs: Optional[dict] = None) -> np.ndarray:
+  """Draws ``num`` samples in equal jitted chunks of ``batch``, sharded over the devices.
+
+  ``inputs`` (inpainting, colorization, img2img: ``{"known": [num, ...], "mask": ...}``) are
+  cut into the same chunks (the last one padded) and passed to ``method.sample``.
+  """
   mesh = mesh or trainer.make_mesh()
   batch = min(batch, num)
   batch = max(mesh.size, batch // mesh.size * mesh.size)  # divisible by the device count
   out_sharding = NamedSharding(mesh, P("data"))
-  fn = jax.jit(lambda p, k: method.sample(p, k, batch), out_shardings=out_sharding)
+  if inputs is None:
+    fn = jax.jit(lambda p, k, _: method.sample(p, k, batch), out_shardings=out_sharding)
+  else:
+    fn = jax.jit(lambda p, k, inp: method.sample(p, k, batch, inputs=inp),
+                 out_shardings=out_sharding)
   chunks = []
   n_chunks = -(-num // batch)
   it = range(n_chunks)
@@ -30,31 +39,13 @@ def generate(method, params, key, num: int, batch: int, mesh=None, progress: boo
     from tqdm.auto import tqdm
     it = tqdm(it, desc=f"sample {method.name}", unit="batch", dynamic_ncols=True)
   for i in it:
-    chunks.append(np.asarray(jax.device_get(fn(params, jax.random.fold_in(key, i)))))
+    chunk = None
+    if inputs is not None:
+      idx = np.arange(i * batch, (i + 1) * batch) % num  # the last chunk wraps around
+      chunk = {k: (np.asarray(v)[idx] if np.ndim(v) and np.shape(v)[0] == num else v)
+               for k, v in inputs.items()}
+    chunks.append(np.asarray(jax.device_get(fn(params, jax.random.fold_in(key, i), chunk))))
   return np.concatenate(chunks)[:num]
-
-
-def _tag(config) -> str:
-  """File stem naming the sampler and its step count, so that runs with different settings do
-  not overwrite each other: ``ddim50_eta0.0``, ``ddpm`` (all T steps), ``pc_1000``,
-  ``dpm-solver-2_20``, ``ddpm_respaced50``, ``ddim50_eta1.0_w2.0_label3``; ``samples`` for
-  methods without a sampling section."""
-  if "sampling" not in config:
-    return "samples"
-  s = config.sampling
-  tag = s.get("sampler", "samples")
-  if tag == "ddim":
-    steps = s.get("steps") or "_student"  # progressive distillation: 0 = the student's N
-    tag = f"ddim{steps}" + (f"_eta{s.get('eta')}" if "eta" in s else "")
-  elif tag == "ddpm" and s.get("respacing"):
-    tag = f"ddpm_respaced{s.get('respacing')}"
-  elif tag != "ddpm" and s.get("steps") is not None:
-    tag = f"{tag}_{s.get('steps')}"
-  if s.get("guidance_scale"):
-    tag += f"_w{s.get('guidance_scale')}"
-  if s.get("label") is not None and s.get("label") >= 0:
-    tag += f"_label{s.get('label')}"
-  return tag
 
 
 def sample_to_files(config, workdir: str, out: str, num: int = 64, batch: int = 256,
@@ -73,7 +64,7 @@ def sample_to_files(config, workdir: str, out: str, num: int = 64, batch: int = 
   run, state = run_lib.restore(config, workdir, step)
   samples = generate(run.method, state.ema_params, jax.random.key(seed), num, batch)
   os.makedirs(out, exist_ok=True)
-  tag = _tag(config)
+  tag = run.method.sample_tag
   png = os.path.join(out, f"{tag}.png")
   if run.method.plot_samples is not None:
     data = run.dataset.test.get(np.arange(min(len(run.dataset.test), 5000)))["x"]
@@ -123,12 +114,9 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
   if extractor is not None:
     extractors_lib.check_extractor_name(extractor)
   recon = [n for n in names if n in reconstruction.RECONSTRUCTION_METRICS]
-  if recon:
-    from genjax.autoencoders import figures  # the registry of methods that reconstruct
-    builders = figures.model_builders()
-    if config.method not in builders:
-      raise ValueError(f"--eval={','.join(recon)} needs a method that reconstructs "
-                       f"({', '.join(sorted(builders))}); {config.method!r} does not.")
+  if recon and run_lib.build_run(config).method.reconstruct is None:  # before any reading
+    raise ValueError(f"--eval={','.join(recon)} needs a method that reconstructs (the "
+                     f"autoencoders); {config.method!r} does not.")
   run, state = run_lib.restore(config, workdir, step)
   unknown = [n for n in names if n not in GENERIC_EVALS and n not in run.method.evaluators]
   if unknown:
@@ -145,7 +133,6 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
       raise ValueError("--eval=psnr/ssim/lpips needs image data.")
     recon_eval = reconstruction.ReconstructionEvaluator(recon, run.dataset.spec.shape,
                                                         lpips_weights)
-    model = builders[config.method](config, run.dataset.spec)
   results = {"step": int(jax.device_get(state.step)), "method": run.method.name}
   for i, name in enumerate(names):
     if name in run.method.evaluators:
@@ -162,7 +149,7 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
   if quality_eval is not None:
     results["sample_quality"] = quality_eval()
   if recon_eval is not None:
-    fn = jax.jit(model.reconstruct)
+    fn = jax.jit(run.method.reconstruct)
     n = min(int(num), len(run.dataset.test))
     for start in range(0, n, batch):
       x = np.asarray(run.dataset.test.get(np.arange(start, min(start + batch, n)))["x"])
@@ -229,3 +216,105 @@ def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights
     return out
 
   return sample_and_score
+
+
+# ------------------------------------------------------------------------------------------------
+# Training-free conditional sampling: inpaint / colorize / img2img (config.sampling.mode).
+# ------------------------------------------------------------------------------------------------
+
+
+def load_inputs(source: str, dataset, n: int, seed: int = 0) -> np.ndarray:
+  """``n`` input images in the data's shape and range: a dataset split (``test`` / ``train``:
+  a seeded choice of its examples), an image file or folder (PNG/JPEG, resized and converted
+  to the data's channels), or an ``.npz`` of images.
+
+  Raises:
+    ValueError: no input, an unknown split, or images that cannot take the data's shape.
+  """
+  spec = dataset.spec
+  if spec.kind != "image":
+    raise ValueError("inpaint / colorize / img2img need image data.")
+  h, w, c = spec.shape
+  if not source:
+    raise ValueError("mode inpaint / colorize / img2img needs --input: an image file, a folder "
+                     "of images, an .npz, or a dataset split (test or train).")
+  if source in ("test", "train"):
+    split = getattr(dataset, source)
+    idx = np.random.default_rng(seed).choice(len(split), size=min(n, len(split)), replace=False)
+    return np.asarray(split.get(np.sort(idx))["x"], np.float32)
+  from genjax.data import resize_images
+  from genjax.metrics import image_files
+  if not os.path.exists(source):
+    raise ValueError(f"--input {source!r} is neither a file, a folder nor a split (test, train).")
+  if os.path.isfile(source) and not source.endswith(".npz"):
+    images = image_files.read_image(source, c)[None]
+  else:
+    images = next(image_files.iter_image_batches(source, batch_size=n, max_images=n))
+  images = np.asarray(images, np.float32)[:n]
+  if images.shape[-1] != c:  # grey <-> RGB
+    images = (images.mean(axis=-1, keepdims=True) if c == 1
+              else np.repeat(images[..., :1], c, axis=-1))
+  return resize_images(images, (h, w))
+
+
+def _input_mask(spec: str, shape, seed: int) -> np.ndarray:
+  from genjax.sampling.conditional import MASKS, make_mask
+  if spec in MASKS:
+    return make_mask(spec, shape, seed)
+  if not os.path.isfile(spec):
+    raise ValueError(f"--mask {spec!r} is neither one of {', '.join(MASKS)} nor an image file.")
+  from genjax.data import resize_images
+  from genjax.metrics import image_files
+  m = image_files.read_image(spec, 1)[None]  # white (kept) = 1
+  m = (resize_images(np.asarray(m, np.float32), tuple(shape[1:3])) > 0.0).astype(np.float32)
+  return np.broadcast_to(m, (shape[0],) + tuple(shape[1:3]) + (1,)).copy()
+
+
+def edit_to_files(config, workdir: str, out: str, num: int = 16, batch: int = 256,
+                  seed: int = 0, step: Optional[int] = None, per_input: int = 4) -> list[str]:
+  """Inpaints, colorizes or edits (SDEdit) input images with a restored run and writes
+  ``<tag>.png`` (one row per input: the input, what the model was given, and ``per_input``
+  results side by side) and ``<tag>.npz`` (inputs, mask and results).
+
+  ``config.sampling`` says what to do: ``mode``, ``input`` (a file, folder, ``.npz`` or a split),
+  ``mask`` (inpainting: the region to fill in, or a mask image) and ``strength`` (img2img).
+
+  Raises:
+    ValueError: a method without that mode, or unusable inputs.
+  """
+  from genjax.sampling.catalog import SamplingConfig
+  from genjax.typed_config import from_section
+  cfg = from_section(SamplingConfig, config.get("sampling", {}), where="sampling")
+  run, state = run_lib.restore(config, workdir, step)
+  if cfg.mode not in run.method.modes:
+    raise ValueError(f"method {run.method.name!r} cannot {cfg.mode}; its modes: "
+                     f"{', '.join(run.method.modes)}.")
+  per_input = max(1, min(int(per_input), num))
+  n_in = max(1, num // per_input)
+  images = load_inputs(cfg.input, run.dataset, n_in, seed)
+  n_in = len(images)
+  known = np.repeat(images, per_input, axis=0)  # grouped by input
+  total = len(known)
+  inputs = {"known": known}
+  shown = images
+  mask = None
+  if cfg.mode == "inpaint":
+    mask = _input_mask(cfg.mask, known.shape, seed)
+    inputs["mask"] = mask
+    shown = images * mask[::per_input]  # the unknown region shown as mid-grey (0)
+  elif cfg.mode == "colorize":
+    shown = np.repeat(images.mean(axis=-1, keepdims=True), images.shape[-1], axis=-1)
+  samples = generate(run.method, state.ema_params, jax.random.key(seed), total, batch,
+                     inputs=inputs)
+  os.makedirs(out, exist_ok=True)
+  tag = run.method.sample_tag
+  columns = [images[:, None]] + ([shown[:, None]] if cfg.mode != "img2img" else [])
+  columns.append(samples.reshape((n_in, per_input) + samples.shape[1:]))
+  rows = np.concatenate(columns, axis=1)
+  png = os.path.join(out, f"{tag}.png")
+  viz.save_image_grid(rows.reshape((-1,) + rows.shape[2:]), png, nrow=rows.shape[1])
+  npz = os.path.join(out, f"{tag}.npz")
+  np.savez_compressed(npz, samples=samples, inputs=images,
+                      mask=np.zeros(0) if mask is None else mask[::per_input],
+                      step=int(jax.device_get(state.step)))
+  return [png, npz]

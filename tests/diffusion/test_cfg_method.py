@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from configs import ddpm_2d
-from genjax.diffusion import guidance, samplers, schedules
+from genjax import sampling as gs
+from genjax.sampling import guidance, schedules
 from genjax.diffusion.method import build_ddpm
 from genjax.nets.build import build_network
 from genjax.types import DataSpec
@@ -40,17 +41,17 @@ def test_method_samples_with_the_guided_eps():
   net = build_network(cond_config().model, SPEC)
   y = jnp.full((5,), 1)
 
-  def eps_fn(xt, t):
+  def eps_fn(xt, t, c=None):
     out = lambda label: net.apply({"params": params}, xt, t, y=label)
     return (1 + w) * out(y) - w * out(jnp.full((5,), 3))
 
   sched = schedules.get_schedule(ddpm_2d.get_config().diffusion.schedule, 50)
-  expect = samplers.ddim_sample(eps_fn, sched, jax.random.key(1), (5, 2), num_steps=5, eta=0.0)
+  expect = gs.ddim_sample(eps_fn, sched, jax.random.key(1), (5, 2), num_steps=5, eta=0.0)
   np.testing.assert_allclose(x, expect, rtol=1e-4, atol=1e-5)
   plain = build_ddpm(cond_config(label=1), SPEC).sample(params, jax.random.key(1), 5)
   assert np.abs(np.asarray(plain) - np.asarray(x)).max() > 1e-4
   # Every sampler goes through the guided network.
-  for sampler in ("ddpm", "dpm-solver-2"):
+  for sampler in ("ddpm", "dpm-solver-2", "pc", "edm-heun"):
     m = build_ddpm(cond_config(guidance_scale=w, sampler=sampler), SPEC)
     assert np.all(np.isfinite(np.asarray(m.sample(params, jax.random.key(2), 4))))
 
@@ -66,7 +67,7 @@ def test_the_loss_drops_labels():
   config.diffusion.cond_drop_prob = 0.0
   plain = build_ddpm(config, SPEC)
   k_loss, k_drop = jax.random.split(key)
-  dropped = dict(batch, label=guidance.drop_labels(k_drop, batch["label"], 0.2, 3))
+  dropped = dict(batch, label=guidance.drop_condition(k_drop, batch["label"], 3, 0.2))
   assert int(jnp.sum(dropped["label"] == 3)) > 0
   np.testing.assert_allclose(loss_drop, plain.loss(params, dropped, k_loss)[0], rtol=1e-6)
 

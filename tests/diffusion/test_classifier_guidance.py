@@ -7,31 +7,34 @@ import numpy as np
 import pytest
 
 from genjax import diffusion
-from genjax.diffusion.classifier import classifier_guided_eps_fn
-from tests.diffusion.test_guidance import _log_p, _log_p_cond, _log_p_y_given_x
+from genjax import sampling as gs
+from tests.sampling.test_guidance import _log_p, _log_p_cond, _log_p_y_given_x
 
 
 def test_guided_eps_fn_with_the_bayes_classifier_is_the_conditional_eps():
   """eps(x_t) - sqrt(1 - abar_t) grad log p(y | x_t) = eps(x_t | y), with sqrt(1 - abar_t)
-  gathered per example from the schedule at (different) zero-based t."""
+  gathered per example from the schedule at (different) zero-based t: classifier_guidance's
+  gradient applied in eps form (eps_of)."""
   sched = diffusion.get_schedule("linear", 1000)
   abar = sched.alphas_cumprod
   t = jnp.array([0, 250, 600, 999])
   y = jnp.array([0, 1, 1, 0])
   x = 1.3 * jax.random.normal(jax.random.key(0), (4, 3))
-  eps_u = lambda x, t: jax.vmap(lambda xi, a: -jnp.sqrt(1 - a) * jax.grad(_log_p)(xi, a))(
-      x, abar[t])
+  eps_u = lambda x, t, c=None: jax.vmap(
+      lambda xi, a: -jnp.sqrt(1 - a) * jax.grad(_log_p)(xi, a))(x, abar[t])
   grad_fn = lambda x, t, y: jax.vmap(lambda xi, a, yi: jax.grad(_log_p_y_given_x)(xi, yi, a))(
       x, abar[t], y)
-  guided = classifier_guided_eps_fn(eps_u, grad_fn, sched, y, 1.0)(x, t)
+  sigma = sched.marginal_std(t)
+  guided = gs.eps_of(gs.classifier_guidance(eps_u, grad_fn, 1.0)(x, t, y), sigma)
   exact = jax.vmap(lambda xi, a, yi: -jnp.sqrt(1 - a) * jax.grad(_log_p_cond)(xi, yi, a))(
       x, abar[t], y)
   np.testing.assert_allclose(guided, exact, rtol=1e-4, atol=1e-5)
   # A learned-variance output keeps its variance part.
   var = jnp.ones_like(x)
-  g, v = classifier_guided_eps_fn(lambda x, t: (eps_u(x, t), var), grad_fn, sched, y, 1.0)(x, t)
-  np.testing.assert_allclose(g, exact, rtol=1e-4, atol=1e-5)
-  np.testing.assert_array_equal(v, var)
+  p = gs.classifier_guidance(lambda x, t, c: gs.Prediction(eps_u(x, t), var), grad_fn, 1.0)(
+      x, t, y)
+  np.testing.assert_allclose(gs.eps_of(p, sigma), exact, rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_equal(p.var_values, var)
 
 
 def _tiny(config, **sampling):
@@ -63,11 +66,15 @@ def test_classifier_training_then_guided_sampling(tmp_path):
   guided = _tiny(ddpm.get_config(), steps=4, classifier_workdir=clf, classifier_scale=3.0, label=2)
   paths = sampling.sample_to_files(guided, dd, dd, num=3, batch=3)
   x = np.load(paths[1])["samples"]
-  assert paths[1].endswith("ddim4_eta1.0_label2.npz")
+  assert paths[1].endswith("ddim4_eta1.0_cls3.0_label2.npz")
   assert x.shape == (3, 8, 8, 1) and np.all(np.isfinite(x))
   spec = DataSpec(shape=(8, 8, 1), num_classes=10)
-  with pytest.raises(ValueError, match="ddpm and ddim"):
-    build_ddpm(_tiny(ddpm.get_config(), sampler="dpm-solver-2", classifier_workdir=clf), spec)
+  # Every sampler takes the guidance, the continuous ones at fractional steps of the classifier.
+  for sampler in ("ddpm", "dpm-solver-2"):
+    m = build_ddpm(_tiny(ddpm.get_config(), sampler=sampler, classifier_workdir=clf,
+                         classifier_scale=3.0, label=2), spec)
+    run, state = run_lib.restore(_tiny(ddpm.get_config()), dd)
+    assert np.all(np.isfinite(np.asarray(m.sample(state.ema_params, jax.random.key(0), 3))))
   other = _tiny(ddpm.get_config(), classifier_workdir=clf)
   other.diffusion.num_timesteps = 60
   with pytest.raises(ValueError, match="same one"):

@@ -7,6 +7,7 @@ import pytest
 from jax.scipy.stats import norm
 
 from genjax import diffusion as d
+from genjax import sampling as gs
 
 T = 50
 
@@ -112,21 +113,23 @@ def test_conversions_round_trip(sched64):
     eps = jax.random.normal(k2, x0.shape, jnp.float64)
     t = jnp.array([0, 1, 10, 25, 48, 49])
     xt = d.q_sample(sched64, x0, t, eps)
-    np.testing.assert_allclose(d.predict_x0_from_eps(sched64, xt, t, eps), x0, atol=1e-10)
-    np.testing.assert_allclose(d.predict_eps_from_x0(sched64, xt, t, x0), eps, atol=1e-10)
-    v = d.predict_v(sched64, x0, t, eps)
+    np.testing.assert_allclose(gs.predict_x0_from_eps(sched64, xt, t, eps), x0, atol=1e-10)
+    np.testing.assert_allclose(gs.predict_eps_from_x0(sched64, xt, t, x0), eps, atol=1e-10)
+    v = gs.predict_v(sched64, x0, t, eps)
     ab = np.cumprod(1 - d.get_beta_schedule("linear", T))[np.asarray(t)][:, None, None, None]
     np.testing.assert_allclose(v, np.sqrt(ab) * eps - np.sqrt(1 - ab) * x0, atol=1e-12)
-    np.testing.assert_allclose(d.x0_from_v(sched64, xt, t, v), x0, atol=1e-10)
-    np.testing.assert_allclose(d.eps_from_v(sched64, xt, t, v), eps, atol=1e-10)
-    for param, out in (("eps", eps), ("x0", x0), ("v", v)):
-      e, x = d.model_output_to_eps_x0(sched64, out, xt, t, param)
+    a, s = sched64.marginal_alpha(t), sched64.marginal_std(t)
+    np.testing.assert_allclose(gs.x0_from_v(xt, v, a, s), x0, atol=1e-10)
+    np.testing.assert_allclose(gs.eps_from_v(xt, v, a, s), eps, atol=1e-10)
+    score = -eps / np.sqrt(1 - ab)
+    for param, out in (("eps", eps), ("x0", x0), ("v", v), ("score", score)):
+      e, x = gs.prediction_to_eps_x0(out, xt, a, s, param)
       np.testing.assert_allclose(e, eps, atol=1e-9)
-      np.testing.assert_allclose(x, x0, atol=1e-10)
-      fn = d.as_eps_fn(lambda x_, t_, out=out: out, sched64, param)
-      np.testing.assert_allclose(fn(xt, t), eps, atol=1e-9)
+      np.testing.assert_allclose(x, x0, atol=1e-9)
+      fn = gs.denoiser(lambda x_, t_, c, out=out: out, sched64, param)
+      np.testing.assert_allclose(fn(xt, t, None), eps, atol=1e-9)
   with pytest.raises(ValueError, match="eps, x0, v"):
-    d.model_output_to_eps_x0(sched64, eps, xt, t, "score")
+    gs.prediction_to_eps_x0(eps, xt, a, s, "noise")
 
 
 def test_p_mean_variance(sched64):
@@ -145,7 +148,7 @@ def test_p_mean_variance(sched64):
     small = d.p_mean_variance(sched64, eps, xt, t, "fixed_small")
     for out in (large, small):
       np.testing.assert_allclose(out["mean"], eq11, rtol=1e-9, atol=1e-12)
-      np.testing.assert_allclose(out["x0"], d.predict_x0_from_eps(sched64, xt, t, eps))
+      np.testing.assert_allclose(out["x0"], gs.predict_x0_from_eps(sched64, xt, t, eps))
       # (fixed_small has var 0 but a clipped, finite log var at t = 0, as improved-diffusion.)
       np.testing.assert_allclose(np.exp(out["log_var"][1:]), out["var"][1:], rtol=1e-12)
     np.testing.assert_allclose(large["var"][:, 0], np.r_[tilde[1], betas[np.asarray(t)[1:]]],
@@ -155,7 +158,7 @@ def test_p_mean_variance(sched64):
                                np.log(np.r_[tilde[1], tilde[np.asarray(t)[1:]]]), rtol=1e-12)
     clipped = d.p_mean_variance(sched64, eps, xt, t, "fixed_small", clip_x0=(-1.0, 1.0))
     assert float(jnp.abs(clipped["x0"]).max()) <= 1.0
-    np.testing.assert_allclose(d.predict_x0_from_eps(sched64, xt, t, clipped["eps"]),
+    np.testing.assert_allclose(gs.predict_x0_from_eps(sched64, xt, t, clipped["eps"]),
                                clipped["x0"], atol=1e-10)
     m, _, _ = d.q_posterior_mean_variance(sched64, clipped["x0"], xt, t)
     np.testing.assert_allclose(clipped["mean"], m)
@@ -208,7 +211,7 @@ def test_full_vlb_scan_equals_term_by_term_loop(sched64):
   with jax.enable_x64(True):
     x0 = jnp.round(jax.random.uniform(jax.random.key(6), (3, 2, 2, 1), minval=-1, maxval=1)
                    * 127.5) / 127.5
-    eps_fn = lambda x, t: 0.3 * x * (t[:, None, None, None] / T)
+    eps_fn = lambda x, t, c=None: 0.3 * x * (t[:, None, None, None] / T)
     key = jax.random.key(7)
     out = jax.jit(lambda x, k: d.full_vlb_bpd(eps_fn, sched64, x, k, var_type="fixed_small",
                                               clip_x0=(-1.0, 1.0)))(x0, key)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from genjax import diffusion as d
+from genjax import sampling as gs
 
 T = 100
 C = 0.37  # every data point equals C, so the exact targets are computable from (x_t, t)
@@ -21,8 +22,8 @@ def _oracle(sched, parameterization, offset=None):
 
   def model_fn(params, xt, t, y, key):
     x0 = jnp.full_like(xt, C)
-    eps = d.predict_eps_from_x0(sched, xt, t, x0)
-    out = {"eps": eps, "x0": x0, "v": d.predict_v(sched, x0, t, eps)}[parameterization]
+    eps = gs.predict_eps_from_x0(sched, xt, t, x0)
+    out = {"eps": eps, "x0": x0, "v": gs.predict_v(sched, x0, t, eps)}[parameterization]
     if offset is not None:
       out = out + offset(t)[:, None, None, None]
     return out * params

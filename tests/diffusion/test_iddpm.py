@@ -14,6 +14,7 @@ import pytest
 from scipy.stats import norm
 
 from genjax import diffusion as d
+from genjax import sampling as gs
 from genjax.diffusion import nll as nll_lib
 
 T = 50
@@ -66,11 +67,11 @@ def test_learned_range_variance_is_eq35(sched64):
     with pytest.raises(ValueError, match="var_values"):
       d.model_variance(sched64, jnp.asarray(t), out.shape, "learned_range")
     with pytest.raises(ValueError, match="fixed"):
-      d.unpack_model_output((eps, out), "fixed_large")
-    with pytest.raises(ValueError, match=r"\(eps, var_values\)"):
-      d.unpack_model_output(eps, "learned_range")
+      d.model_variance(sched64, jnp.asarray(t), out.shape, "fixed_large", jnp.asarray(out))
+    with pytest.raises(ValueError, match="Prediction"):
+      gs.as_prediction((eps, out, eps))
     with pytest.raises(ValueError, match="2C"):
-      d.split_learned_output(jnp.zeros((2, 8, 8, 3)))
+      gs.split_learned_output(jnp.zeros((2, 8, 8, 3)))
 
 
 def _kl(m1, v1, m2, v2):
@@ -122,10 +123,10 @@ def test_full_vlb_with_learned_variance_reduces_to_fixed_small(sched64):
   key = jax.random.key(3)
   with jax.enable_x64(True):
     x0 = x0.astype(jnp.float64)
-    eps_fn = lambda x, t: 0.3 * x
+    eps_fn = lambda x, t, c=None: 0.3 * x
     fixed = d.full_vlb_bpd(eps_fn, sched64, x0, key, "fixed_small")
-    learned = d.full_vlb_bpd(lambda x, t: (eps_fn(x, t), -jnp.ones_like(x)), sched64, x0, key,
-                             "learned_range")
+    learned = d.full_vlb_bpd(lambda x, t, c: gs.Prediction(eps_fn(x, t), -jnp.ones_like(x)),
+                             sched64, x0, key, "learned_range")
     np.testing.assert_allclose(learned["terms_bpd"], fixed["terms_bpd"], rtol=1e-10)
     np.testing.assert_allclose(learned["total_bpd"],
                                learned["terms_bpd"].sum(1) + learned["prior_bpd"], rtol=1e-12)
@@ -250,20 +251,20 @@ def test_importance_sampler_matches_reference():
 def test_ddpm_sample_with_learned_variance_uses_it():
   """Ancestral sampling with v = -1 (beta~) equals fixed_small for the same key; v = +1 differs."""
   sched = d.get_schedule("cosine", 30)
-  eps_fn = lambda x, t: 0.1 * x
+  eps_fn = lambda x, t, c=None: 0.1 * x
   key = jax.random.key(0)
-  a = d.ddpm_sample(eps_fn, sched, key, (4, 3), var_type="fixed_small")
-  b = d.ddpm_sample(lambda x, t: (eps_fn(x, t), -jnp.ones_like(x)), sched, key, (4, 3),
-                    var_type="learned_range")
-  c = d.ddpm_sample(lambda x, t: (eps_fn(x, t), jnp.ones_like(x)), sched, key, (4, 3),
-                    var_type="learned_range")
+  a = gs.ddpm_sample(eps_fn, sched, key, (4, 3), var_type="fixed_small")
+  b = gs.ddpm_sample(lambda x, t, c: gs.Prediction(eps_fn(x, t), -jnp.ones_like(x)), sched, key,
+                     (4, 3), var_type="learned_range")
+  c = gs.ddpm_sample(lambda x, t, c: gs.Prediction(eps_fn(x, t), jnp.ones_like(x)), sched, key,
+                     (4, 3), var_type="learned_range")
   np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert float(jnp.abs(a - c).max()) > 1e-3
   # DDIM ignores the variance part.
   np.testing.assert_allclose(
-      d.ddim_sample(eps_fn, sched, key, (4, 3), num_steps=5),
-      d.ddim_sample(lambda x, t: (eps_fn(x, t), jnp.ones_like(x)), sched, key, (4, 3),
-                    num_steps=5), rtol=1e-6)
+      gs.ddim_sample(eps_fn, sched, key, (4, 3), num_steps=5),
+      gs.ddim_sample(lambda x, t, c: gs.Prediction(eps_fn(x, t), jnp.ones_like(x)), sched, key,
+                     (4, 3), num_steps=5), rtol=1e-6)
 
 
 def test_nll_bpd_batches_and_extra_bins():
@@ -271,7 +272,7 @@ def test_nll_bpd_batches_and_extra_bins():
   sched = d.get_schedule("cosine", 8)
   x = np.asarray(np.random.default_rng(0).integers(0, 17, size=(5, 4, 4, 1)) / 8.0 - 1.0,
                  np.float32)
-  eps_fn_of = lambda p, y: (lambda xt, t: (p * xt, jnp.zeros_like(xt)))
+  eps_fn_of = lambda p: (lambda xt, t, y: gs.Prediction(p * xt, jnp.zeros_like(xt)))
   fn = nll_lib.make_nll_fn(eps_fn_of, sched, var_type="learned_range", clip_x0=(-1.0, 1.0),
                            extra_bins=(17,))
   key = jax.random.key(0)
@@ -377,25 +378,32 @@ def test_respaced_ancestral_sampling_of_gaussian_data():
   abar = sched.alphas_cumprod
 
   def eps_exact(x, t):  # t: the trained model's zero-based timesteps
-    a = abar[t][:, None]
+    a = abar[t]
     return jnp.sqrt(1 - a) * (x - jnp.sqrt(a) * mu) / (a * s ** 2 + 1 - a)
 
   def v_exact(x, k):  # the exact reverse variance as eq. 15's interpolation, in [-1, 1]
-    a = abar[jnp.asarray(tmap)[k]][:, None]
+    a = abar[jnp.asarray(tmap)[k]]
     var_x0 = s ** 2 * (1 - a) / (a * s ** 2 + 1 - a)
-    c1 = spaced.posterior_mean_coef1[k][:, None]
-    log_small = spaced.posterior_log_variance_clipped[k][:, None]
-    log_large = jnp.log(spaced.betas[k])[:, None]
-    log_var = jnp.log(spaced.posterior_variance[k][:, None] + c1 ** 2 * var_x0)
+    c1 = spaced.posterior_mean_coef1[k]
+    log_small = spaced.posterior_log_variance_clipped[k]
+    log_large = jnp.log(spaced.betas[k])
+    log_var = jnp.log(spaced.posterior_variance[k] + c1 ** 2 * var_x0)
     frac = (log_var - log_small) / (log_large - log_small)
     return jnp.broadcast_to(2 * frac - 1, x.shape)
 
-  def model(x, k):
-    return eps_exact(x, jnp.asarray(tmap)[k]), v_exact(x, k)
+  def model(x, k, c=None):
+    return gs.Prediction(eps_exact(x, jnp.asarray(tmap)[k]), v_exact(x, k))
 
   key = jax.random.key(0)
-  x = np.asarray(d.ddpm_sample(model, spaced, key, (20000, 1), var_type="learned_range"))
+  x = np.asarray(gs.ddpm_sample(model, spaced, key, (20000, 1), var_type="learned_range"))
   assert abs(x.mean() - mu) < 0.01 and abs(x.std() - s) < 0.01
-  small = np.asarray(d.ddpm_sample(lambda x, k: model(x, k)[0], spaced, key, (20000, 1),
-                                   var_type="fixed_small"))
+  small = np.asarray(gs.ddpm_sample(lambda x, k, c: model(x, k).eps, spaced, key, (20000, 1),
+                                    var_type="fixed_small"))
   assert small.std() < s - 0.05
+  # The same chain through ddpm_sample's own respacing of the full schedule: the denoiser sees
+  # the original steps.
+  full = lambda x, t, c: gs.Prediction(eps_exact(x, t), v_exact(
+      x, jnp.searchsorted(jnp.asarray(tmap), t)))
+  y = np.asarray(gs.ddpm_sample(full, sched, key, (20000, 1), var_type="learned_range",
+                                respacing="25"))
+  np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5)

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+from genjax import sampling as gs
 from genjax.distill import consistency as cm
 
 MU, S, EPS = 0.4, 0.3, 0.002
@@ -92,8 +93,11 @@ def test_schedules_are_the_papers():
 
 @pytest.mark.parametrize("steps", [1, 3])
 def test_sampling_with_the_exact_function_gives_the_data(steps):
-  x = cm.consistency_sample(f_exact, jax.random.key(6), (20000, 1), cm.default_taus(steps),
-                            sigma_min=EPS)
+  proc = gs.EDMProcess(sigma_min=EPS, sigma_max=80.0)
+  eps_fn = gs.denoiser(lambda x, s, c: f_exact(x, jnp.broadcast_to(s, x.shape[:1])), proc,
+                       prediction="x0")
+  x = gs.consistency_sample(eps_fn, proc, jax.random.key(6), (20000, 1),
+                            taus=gs.default_taus(steps, EPS))
   x = np.asarray(x)
   assert abs(x.mean() - MU) < 0.01 and abs(x.std() - np.sqrt(S ** 2 + EPS ** 2)) < 0.01
 

@@ -6,17 +6,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genjax.diffusion import schedules
+from genjax import sampling as gs
 from genjax.distill import progressive as pd
-from genjax.score.noise_schedules import VPNoiseSchedule
 
-NS = VPNoiseSchedule.discrete(schedules.get_schedule("linear", 1000))
+NS = gs.get_schedule("linear", 1000).continuous()
 MU, S = 0.3, 0.5
 
 
 def x_exact(z, t):  # E[x | z_t] for x ~ N(MU, S^2)
-  a, s = (v.reshape(-1, 1) for v in pd.alpha_sigma(NS, t))
+  a, s = (jnp.reshape(v, (-1, 1)) for v in NS.alpha_sigma_with_data(t))
   return MU + a * S ** 2 * (z - a * MU) / (a ** 2 * S ** 2 + s ** 2)
+
+
+def ddim_x_step(x_hat, z_t, a_t, s_t, a_s, s_s):
+  """Salimans & Ho eq. 5, written out: z_s = a_s x^ + s_s (z_t - a_t x^) / s_t."""
+  return a_s * x_hat + s_s * (z_t - a_t * x_hat) / s_t
 
 
 @pytest.mark.parametrize("i", [1, 3, 8])
@@ -27,11 +31,11 @@ def test_one_student_step_with_the_target_equals_two_teacher_steps(i):
   z = jax.random.normal(jax.random.key(0), (16, 3))
   t = jnp.full((16,), i / n)
   x_tilde = pd.distillation_target(teacher, NS, z, t, n)
-  a, s = (v[:, None] for v in pd.alpha_sigma(NS, t))
-  (a1, s1), (a2, s2) = ((v[:, None] for v in pd.alpha_sigma(NS, t - k / n)) for k in (0.5, 1.0))
-  z1 = pd.ddim_x_step(teacher(z, t), z, a, s, a1, s1)
-  z2 = pd.ddim_x_step(teacher(z1, t - 0.5 / n), z1, a1, s1, a2, s2)
-  np.testing.assert_allclose(pd.ddim_x_step(x_tilde, z, a, s, a2, s2), z2, rtol=1e-4, atol=1e-5)
+  a, s = (v[:, None] for v in NS.alpha_sigma_with_data(t))
+  (a1, s1), (a2, s2) = ((v[:, None] for v in NS.alpha_sigma_with_data(t - k / n)) for k in (0.5, 1.0))
+  z1 = ddim_x_step(teacher(z, t), z, a, s, a1, s1)
+  z2 = ddim_x_step(teacher(z1, t - 0.5 / n), z1, a1, s1, a2, s2)
+  np.testing.assert_allclose(ddim_x_step(x_tilde, z, a, s, a2, s2), z2, rtol=1e-4, atol=1e-5)
   if i == 1:  # t'' = 0: the target is the teacher's x^ at t'
     np.testing.assert_allclose(x_tilde, teacher(z1, t - 0.5 / n), rtol=1e-5)
 
@@ -41,7 +45,7 @@ def test_x0_fn_inverts_each_parameterization(model_type):
   x = jax.random.normal(jax.random.key(1), (8, 2))
   e = jax.random.normal(jax.random.key(2), (8, 2))
   t = jnp.linspace(0.05, 0.95, 8)
-  a, s = (v[:, None] for v in pd.alpha_sigma(NS, t))
+  a, s = (v[:, None] for v in NS.alpha_sigma_with_data(t))
   z = a * x + s * e
   out = {"eps": e, "x0": x, "v": a * e - s * x}[model_type]  # v of Salimans & Ho eq. (Sec. 4)
   fn = pd.make_x0_fn(lambda zz, step: out, NS, model_type)
@@ -49,8 +53,15 @@ def test_x0_fn_inverts_each_parameterization(model_type):
 
 
 def test_ddim_grid_with_the_exact_model_recovers_the_data():
-  x = np.asarray(pd.pd_sample(x_exact, NS, jax.random.key(3), (20000, 1), 100))
+  """A student's sampler, DDIM on the grid i / N of the continuous view, fed the exact x^."""
+  eps_fn = gs.denoiser(lambda z, t, c: x_exact(z, t), NS, prediction="x0")
+  x = np.asarray(gs.ddim_sample(eps_fn, NS, jax.random.key(3), (20000, 1), num_steps=100))
   assert abs(x.mean() - MU) < 0.01 and abs(x.std() - S) < 0.02
+  # The grid is 1, (N-1)/N, ..., 1/N and then the clean data: N evaluations.
+  times = []
+  gs.ddim_sample(lambda z, t, c: (times.append(t), 0 * z)[1], NS, jax.random.key(3), (2, 1),
+                 num_steps=4)
+  assert len(times) == 1  # traced once inside the scan
 
 
 def test_loss_is_zero_for_the_exact_two_step_student():
@@ -84,7 +95,7 @@ def test_distillation_rounds(tmp_path):
   state = run_lib.train_and_evaluate(config, r1)
   assert int(state.step) == 2
   paths = sampling.sample_to_files(config, r1, r1, num=3, batch=3)
-  assert paths[1].endswith("ddim_student.npz")
+  assert paths[1].endswith("ddim2_eta0.0.npz")
   x = np.load(paths[1])["samples"]
   assert x.shape == (3, 8, 8, 1) and np.all(np.isfinite(x))
   nxt = tiny(progressive_distill.get_config())

@@ -102,11 +102,13 @@ def test_every_sampler_name_runs(config_name, samplers):
 
 def test_sampler_errors_are_clear():
   """A sampler the model cannot run fails when the method is built, naming the fix."""
-  with pytest.raises(ValueError, match="needs a VP model"):
-    _tiny_method("sde_subvp", dict(UNET, **{"sampling.sampler": "dpm-solver-2"}))
-  with pytest.raises(ValueError, match="needs a VE-style model"):
-    _tiny_method("sde_vp", dict(UNET, **{"sampling.sampler": "edm-heun"}))
-  with pytest.raises(ValueError, match="langevin, edm-heun"):
-    _tiny_method("ncsn", dict(UNET, **{"sampling.sampler": "pc"}))
+  with pytest.raises(ValueError, match="discrete VP chain.*valid here: ddim, pc"):
+    _tiny_method("sde_subvp", dict(UNET, **{"sampling.sampler": "ddpm"}))
+  with pytest.raises(ValueError, match="cannot sample a denoiser model"):
+    _tiny_method("ncsn", dict(UNET, **{"sampling.sampler": "consistency"}))
+  with pytest.raises(ValueError, match="Unknown sampling.sampler 'heun'"):
+    _tiny_method("sde_vp", dict(UNET, **{"sampling.sampler": "heun"}))
+  with pytest.raises(ValueError, match="ancestral_sampling needs a VP or VE SDE"):
+    _tiny_method("sde_subvp", dict(UNET, **{"sampling.predictor": "ancestral_sampling"}))
   with pytest.raises(ValueError, match="Unknown config field"):
     _tiny_method("sde_vp", dict(UNET, **{"sampling.snr_typo": 0.1}))

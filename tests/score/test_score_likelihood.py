@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from genjax import sampling as gs
 from genjax import score as S
-from tests.score.gaussian import C, MU, logpdf, marginal_score_fn
+from tests.sampling.gaussian import C, MU, logpdf, marginal_score_fn
 
 # VE's prior N(0, sigma_max^2 I) misses the marginal's mean MU by a log-density of about
 # |MU| |z| / sigma_max^2 ~ |MU| / sigma_max: 0.014 nats/dim at score_sde's sigma_max = 50 (the
 # ODE part alone is exact to 5e-5), so the 1e-2 bound is checked at sigma_max = 100.
-SDES = [S.VPSDE(), S.SubVPSDE(), S.VESDE(sigma_min=0.01, sigma_max=100.0)]
+SDES = [gs.VPSDE(), gs.SubVPSDE(), gs.VESDE(sigma_min=0.01, sigma_max=100.0)]
 
 
 @pytest.mark.parametrize("sde", SDES, ids=lambda s: type(s).__name__)
@@ -50,7 +51,7 @@ def test_likelihood_matches_analytic_density(sde):
 
 @pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
 def test_hutchinson_is_unbiased(kind):
-  sde = S.VPSDE()
+  sde = gs.VPSDE()
   x = jnp.asarray(np.random.default_rng(1).multivariate_normal(MU, C, size=4), jnp.float32)
   fn = marginal_score_fn(sde)
   run = lambda k, h: S.ode_likelihood(sde, fn, x, k, hutchinson=h, method="rk4", steps=40).logp
@@ -76,18 +77,18 @@ def test_dopri5_closed_forms():
   with jax.enable_x64(True):
     # y' = -2 t y, y(0) = 1 -> exp(-t^2); pytree state with a second, linear component.
     fn = lambda t, y: (-2 * t * y[0], jnp.cos(t) * jnp.ones_like(y[1]))
-    res = jax.jit(lambda: S.odeint_dopri5(fn, (jnp.ones(3), jnp.zeros(2)), 0.0, 2.0,
+    res = jax.jit(lambda: gs.odeint_dopri5(fn, (jnp.ones(3), jnp.zeros(2)), 0.0, 2.0,
                                           rtol=1e-8, atol=1e-10))()
     np.testing.assert_allclose(res.y[0], np.exp(-4.0), rtol=1e-6)
     np.testing.assert_allclose(res.y[1], np.sin(2.0), rtol=1e-7)
     assert bool(res.success)
     # Backwards in time, as the samplers integrate: y' = y from 1 to 0 gives y(0) = y(1) / e.
-    back = S.odeint_dopri5(lambda t, y: y, jnp.array([math.e]), 1.0, 0.0, rtol=1e-8, atol=1e-10)
+    back = gs.odeint_dopri5(lambda t, y: y, jnp.array([math.e]), 1.0, 0.0, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(back.y, 1.0, rtol=1e-7)
     # Looser tolerances take fewer evaluations; a step cap reports failure.
-    loose = S.odeint_dopri5(fn, (jnp.ones(3), jnp.zeros(2)), 0.0, 2.0, rtol=1e-3, atol=1e-3)
+    loose = gs.odeint_dopri5(fn, (jnp.ones(3), jnp.zeros(2)), 0.0, 2.0, rtol=1e-3, atol=1e-3)
     assert int(loose.nfe) < int(res.nfe)
-    assert not bool(S.odeint_dopri5(fn, (jnp.ones(3), jnp.zeros(2)), 0.0, 2.0, max_steps=2).success)
+    assert not bool(gs.odeint_dopri5(fn, (jnp.ones(3), jnp.zeros(2)), 0.0, 2.0, max_steps=2).success)
 
 
 def test_bits_per_dim_of_discrete_data():
@@ -100,7 +101,7 @@ def test_bits_per_dim_of_discrete_data():
   mu, s = np.array([0.1, -0.2]), np.array([0.5, 0.7])
   levels, delta = 17, 2.0 / 16
   with jax.enable_x64(True):
-    sde = S.VPSDE()
+    sde = gs.VPSDE()
     score = marginal_score_fn(sde, mu=mu, lam=s**2, u=np.eye(2))
     x = np.clip(np.round((np.random.default_rng(2).normal(mu, s, (64, 2)) + 1) / delta)
                 * delta - 1, -1, 1)

@@ -16,15 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from genjax import sampling as gs
 from genjax import score as S
-from tests.score.gaussian import C, LAM, MU, marginal_score_fn, sigma_score_fn
+from tests.sampling.gaussian import C, LAM, MU, marginal_score_fn, sigma_score_fn
 
-VP, SUBVP, VE = S.VPSDE(), S.SubVPSDE(), S.VESDE(sigma_min=0.01, sigma_max=50.0)
+VP, SUBVP, VE = gs.VPSDE(), gs.SubVPSDE(), gs.VESDE(sigma_min=0.01, sigma_max=50.0)
 
 
 def _closed_form(sde, reduce_mean, likelihood_weighting, eps=1e-5, n=200001):
   t = np.linspace(eps, 1.0, n)
-  if isinstance(sde, S.VESDE):
+  if isinstance(sde, gs.VESDE):
     m = np.ones_like(t)
     std2 = (sde.sigma_min * (sde.sigma_max / sde.sigma_min) ** t) ** 2
     g2 = std2 * 2 * np.log(sde.sigma_max / sde.sigma_min)
@@ -32,7 +33,7 @@ def _closed_form(sde, reduce_mean, likelihood_weighting, eps=1e-5, n=200001):
     lmc = -0.25 * t**2 * (sde.beta_max - sde.beta_min) - 0.5 * t * sde.beta_min
     m = np.exp(lmc)
     beta = sde.beta_min + t * (sde.beta_max - sde.beta_min)
-    if isinstance(sde, S.VPSDE):
+    if isinstance(sde, gs.VPSDE):
       std2, g2 = -np.expm1(2 * lmc), beta
     else:
       std2, g2 = np.expm1(2 * lmc) ** 2, beta * -np.expm1(4 * lmc)
@@ -70,7 +71,7 @@ def test_sde_dsm_loss_at_true_score_is_its_minimum(sde, reduce_mean, lw):
 
 
 def test_ncsn_loss_at_true_score_is_its_minimum():
-  sigmas = S.geometric_sigmas(5.0, 0.01, 10)
+  sigmas = gs.geometric_sigmas(5.0, 0.01, 10)
   loss_fn = S.make_ncsn_loss(lambda p, x, s, k: sigma_score_fn()(x, s), sigmas)
   mean, sem = _mc(loss_fn)
   expected = np.mean([0.5 * np.sum(LAM / (LAM + s**2)) for s in sigmas])
@@ -79,7 +80,8 @@ def test_ncsn_loss_at_true_score_is_its_minimum():
 
 def test_edm_loss_at_exact_denoiser_is_its_minimum():
   sd, pm, ps = 0.5, -1.2, 1.2
-  denoise = S.denoiser_from_score_fn(sigma_score_fn())
+  score_fn = sigma_score_fn()
+  denoise = lambda x, s: x + jnp.reshape(s, (-1, 1)) ** 2 * score_fn(x, s)  # Tweedie
   loss_fn = S.make_edm_loss(lambda p, x, s, k: denoise(x, s), sigma_data=sd, p_mean=pm, p_std=ps)
   mean, sem = _mc(loss_fn)
   z = np.linspace(-8, 8, 20001)

@@ -1,15 +1,17 @@
-"""Samplers for score SDEs: predictor-corrector and the probability-flow ODE (Song et al. 2021).
+"""Predictor-corrector and probability-flow ODE samplers (Song et al. 2021; score_sde).
 
-Conventions (as genjax.diffusion.samplers):
-  * ``score_fn(x [B, ...], t float [B]) -> grad_x log p_t(x)`` is any callable: a network
-    wrapped with :func:`genjax.score.convert.score_fn_from_eps_fn`, or an analytic score.
-  * Continuous time runs from ``T = 1`` down to ``eps`` (score_sde samples to ``eps = 1e-3``
-    for VP / sub-VP and ``1e-5`` for VE).
+Conventions (as every sampler in :mod:`genjax.sampling`):
+  * The samplers take a denoiser ``eps_fn(x, t, cond)`` and a continuous process
+    (:mod:`genjax.sampling.processes`); the score is ``-eps / sigma_t``
+    (:func:`genjax.sampling.convert.score_fn_of`, classifier guidance applied). The predictors
+    and correctors themselves take ``score_fn(x [B, ...], t [B])``, as score_sde's do.
+  * Continuous time runs from ``T`` (or ``t_start``) down to ``eps`` (default the process's
+    ``sampling_eps``: score_sde samples to 1e-3 for VP / sub-VP and 1e-5 for VE).
   * Every fixed-step sampler is one ``lax.scan`` over its steps, jit-able and vmap-able over
-    ``key`` (``shape`` and the step counts are static). With ``trajectory_stride = k`` it also
-    returns ``[n, *shape]``: the prior draw, the state after every k-th step and the final
-    sample (:func:`genjax.diffusion.trajectory_steps`).
+    ``key``; ``trajectory_stride = k`` also returns ``[n, *shape]`` (the start, the state after
+    every k-th step and the final sample).
   * Keys: ``key`` splits into one key for the prior draw and one per step.
+  * ``constraint(x, alpha, sigma, key)`` is applied to every state (replacement inpainting).
 
 Predictors, correctors and the PC loop follow score_sde's ``sampling.py``: N steps on
 ``linspace(T, eps, N)``, corrector before predictor at each step, Euler-Maruyama with
@@ -25,75 +27,31 @@ from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from genjax.diffusion.samplers import trajectory_steps
-from genjax.score.ode import odeint_dopri5
-from genjax.score.sde import VESDE, VPSDE, SubVPSDE, bcast
+from genjax.sampling.convert import EpsFn, score_fn_of
+from genjax.sampling.ode import odeint_dopri5
+from genjax.sampling.processes import VESDE, VPSDE, SubVPSDE, bcast
+from genjax.sampling.scan import finish, initial_state, run_scan
 
 __all__ = ["CORRECTORS", "ODE_METHODS", "PREDICTORS", "ancestral_sampling_predictor",
            "ald_corrector", "euler_maruyama_predictor", "langevin_corrector", "ode_sample",
-           "ode_sample_adaptive", "pc_nfe", "pc_sample", "reverse_diffusion_predictor",
-           "run_scan"]
+           "ode_sample_adaptive", "pc_nfe", "pc_sample", "reverse_diffusion_predictor"]
 
 ScoreFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-# ----------------------------------------------------------------------------------------------
-# The scan driver shared by every sampler in genjax.score.
-# ----------------------------------------------------------------------------------------------
+def _check_eps(eps, process):
+  eps = process.sampling_eps if eps is None else eps
+  if not 0 < eps < process.T:
+    raise ValueError(f"eps (the smallest time) must lie in (0, T={process.T}), got {eps!r}.")
+  return float(eps)
 
 
-def run_scan(step, carry, xs, num_steps: int, trajectory_stride: Optional[int],
-             state_of=lambda c: c):
-  """Runs ``carry <- step(carry, xs_i)`` in one ``lax.scan``; optionally records a trajectory.
-
-  Args:
-    step: ``step(carry, inp) -> carry``.
-    carry: initial carry (any pytree).
-    xs: per-step inputs with leading axis ``num_steps``.
-    num_steps: static step count.
-    trajectory_stride: None, or record ``state_of(carry)`` at the initial carry, every k-th
-      step and the end (into a preallocated ``[n, ...]`` buffer).
-    state_of: the array of the carry that a trajectory records.
-
-  Returns:
-    The final carry, or ``(carry, trajectory [n, ...])``.
-  """
-  if trajectory_stride is None:
-    carry, _ = jax.lax.scan(lambda c, inp: (step(c, inp), None), carry, xs)
-    return carry
-  recorded = trajectory_steps(num_steps, trajectory_stride)
-  slot_of = np.full(num_steps + 1, -1, dtype=np.int32)
-  slot_of[recorded] = np.arange(len(recorded), dtype=np.int32)
-  slots = jnp.asarray(slot_of[1:])
-  x0 = state_of(carry)
-  traj = jnp.zeros((len(recorded),) + x0.shape, x0.dtype).at[0].set(x0)
-
-  def body(c, inp):
-    c, traj = c
-    step_inp, slot = inp
-    c = step(c, step_inp)
-    idx = jnp.maximum(slot, 0)
-    traj = traj.at[idx].set(jnp.where(slot >= 0, state_of(c), traj[idx]))
-    return (c, traj), None
-
-  (carry, traj), _ = jax.lax.scan(body, (carry, traj), (xs, slots))
-  return carry, traj
-
-
-def _check_shape(shape, x_T):
-  shape = tuple(int(s) for s in shape)
-  if len(shape) < 1:
-    raise ValueError(f"shape must be (B, ...) with a batch axis, got {shape}.")
-  if x_T is not None and tuple(x_T.shape) != shape:
-    raise ValueError(f"x_T has shape {tuple(x_T.shape)} but shape is {shape}; make them agree.")
-  return shape
-
-
-def _check_eps(eps):
-  if not 0 < eps < 1:
-    raise ValueError(f"eps (the smallest time) must lie in (0, 1), got {eps!r}.")
+def _constrain(constraint, process, x, t, key):
+  if constraint is None:
+    return x
+  return constraint(x, process.marginal_alpha(t).astype(x.dtype),
+                    process.marginal_std(t).astype(x.dtype), key)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -166,7 +124,7 @@ PREDICTORS = {
 def _alpha(sde, t):
   if isinstance(sde, (VPSDE, SubVPSDE)):
     return sde.discrete_alpha(t)
-  return jnp.ones_like(jnp.asarray(t, jnp.float32))
+  return jnp.ones_like(jnp.asarray(t))
 
 
 def langevin_corrector(key, x, t, sde, score_fn, snr, n_steps):
@@ -233,133 +191,155 @@ def pc_nfe(steps: int, predictor: str = "reverse_diffusion", corrector: str = "l
   return int(steps) * int(per)
 
 
-def pc_sample(sde, score_fn: ScoreFn, key: jax.Array, shape, *,
+def pc_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
               predictor: str = "reverse_diffusion", corrector: str = "langevin",
               snr: float = 0.16, n_corrector_steps: int = 1, probability_flow: bool = False,
-              steps: Optional[int] = None, eps: float = 1e-3, denoise: bool = True,
-              trajectory_stride: Optional[int] = None, x_T: Optional[jax.Array] = None):
+              steps: Optional[int] = None, eps: Optional[float] = None, denoise: bool = True,
+              t_start: Optional[float] = None, trajectory_stride: Optional[int] = None,
+              x_T: Optional[jax.Array] = None, constraint=None):
   """The predictor-corrector sampler (Song et al. 2021, Algorithm 1; score_sde ``pc_sampler``).
 
   ``x ~ p_T``; for ``t_i`` in ``linspace(T, eps, N)``: ``n_corrector_steps`` corrector steps at
-  ``t_i``, then one predictor step from ``t_i``. NFE = ``pc_nfe(N, ...)``.
+  ``t_i``, then one predictor step from ``t_i``. NFE = ``pc_nfe(N, ...)``. With
+  ``predictor="none"`` it is Langevin dynamics annealed over the N levels.
 
   Args:
-    sde: the forward SDE (:class:`VPSDE`, :class:`SubVPSDE`, :class:`VESDE`).
-    score_fn: ``score_fn(x [B, ...], t [B]) -> [B, ...]``.
+    eps_fn: the denoiser ``eps_fn(x, t scalar, cond)``.
+    process: the forward process (:class:`VPSDE`, :class:`SubVPSDE`, :class:`VESDE`, or any
+      continuous process of :mod:`genjax.sampling.processes`).
     key: PRNG key.
     shape: ``(B, ...)``, static.
+    cond: the condition passed to ``eps_fn``.
     predictor: ``euler_maruyama`` | ``reverse_diffusion`` | ``ancestral_sampling`` | ``none``.
     corrector: ``langevin`` | ``ald`` | ``none``.
     snr: the corrector's signal-to-noise ratio (score_sde: 0.16 for VE, 0.01 for VP).
     n_corrector_steps: corrector steps per predictor step.
     probability_flow: run the predictor on the probability-flow ODE.
-    steps: N; None uses ``sde.N``. The chain of ``discretize`` is that of ``sde.with_steps(N)``.
-    eps: the last time.
+    steps: N; None uses ``process.N``. The chain of ``discretize`` is that of
+      ``process.with_steps(N)``.
+    eps: the last time (default ``process.sampling_eps``).
     denoise: return the last step's noise-free mean (score_sde's ``noise_removal``).
+    t_start: start at this time from ``x_T`` instead of at ``T`` (SDEdit).
     trajectory_stride: None or a positive int (see the module docstring).
-    x_T: optional prior draw of ``shape``.
+    x_T: optional starting state of ``shape``.
+    constraint: ``constraint(x, alpha, sigma, key) -> x`` after every step.
 
   Returns:
     ``x`` ``[*shape]``, or ``(x, trajectory)`` with a trajectory stride.
   """
   pred = _lookup(PREDICTORS, predictor, "predictor")
   corr = _lookup(CORRECTORS, corrector, "corrector")
-  _check_eps(eps)
-  shape = _check_shape(shape, x_T)
-  sde_n = sde if steps is None else sde.with_steps(steps)
+  eps = _check_eps(eps, process)
+  sde_n = process if steps is None else process.with_steps(steps)
   n = sde_n.N
-  key_init, key_steps = jax.random.split(key)
-  if x_T is None:
-    x_T = sde_n.prior_sampling(key_init, shape)
-  ts = jnp.linspace(sde_n.T, eps, n, dtype=x_T.dtype)
+  shape, x_T, key_init, key_steps = initial_state(sde_n, key, shape, x_T, t_start)
+  t_top = sde_n.T if t_start is None else t_start
+  ts = jnp.linspace(t_top, eps, n, dtype=x_T.dtype)
+  t_next = jnp.concatenate([ts[1:], ts[-1:]])
+  score_fn = score_fn_of(eps_fn, process, cond)
+  x_T = _constrain(constraint, process, x_T, ts[0], jax.random.fold_in(key_init, 1))
 
   def step(carry, inp):
     x, _ = carry
-    t_scalar, k = inp
-    t = jnp.full((shape[0],), t_scalar, x.dtype)
-    kc, kp = jax.random.split(k)
+    t, tn, k = inp
+    kc, kp, kk = jax.random.split(k, 3)
     x, x_mean = corr(kc, x, t, sde_n, score_fn, snr, n_corrector_steps)
     x, x_mean = pred(kp, x, t, sde_n, score_fn, probability_flow)
-    return x, x_mean
+    return _constrain(constraint, process, x, tn, kk), x_mean
 
-  out = run_scan(step, (x_T, x_T), (ts, jax.random.split(key_steps, n)), n, trajectory_stride,
-                 state_of=lambda c: c[0])
-  if trajectory_stride is None:
-    return out[1] if denoise else out[0]
-  (x, x_mean), traj = out
-  final = x_mean if denoise else x
-  return final, traj.at[-1].set(final)
+  out = run_scan(step, (x_T, x_T), (ts, t_next, jax.random.split(key_steps, n)),
+                 stride=trajectory_stride, state_of=lambda c: c[0])
+  return finish(out, trajectory_stride,
+                lambda c: _clean(constraint, c[1] if denoise else c[0], key_init))
+
+
+def _clean(constraint, x, key):
+  """The final state with the constraint's known part exact (alpha = 1, sigma = 0)."""
+  if constraint is None:
+    return x
+  one = jnp.ones((), x.dtype)
+  return constraint(x, one, jnp.zeros((), x.dtype), jax.random.fold_in(key, 2))
 
 
 ODE_METHODS = ("euler", "heun")
 
 
-def _denoise_step(sde, score_fn, x, eps):
+def _denoise_step(process, score_fn, x, eps):
   """score_sde's noise removal: the reverse-diffusion predictor's mean at ``t = eps``."""
-  t = jnp.full((x.shape[0],), eps, x.dtype)
-  return reverse_diffusion_predictor(jax.random.key(0), x, t, sde, score_fn)[1]
+  t = jnp.asarray(eps, x.dtype)
+  return reverse_diffusion_predictor(jax.random.key(0), x, t, process, score_fn)[1]
 
 
-def ode_sample(sde, score_fn: ScoreFn, key: jax.Array, shape, *, method: str = "heun",
-               steps: int = 100, eps: float = 1e-3, denoise: bool = False,
-               trajectory_stride: Optional[int] = None, x_T: Optional[jax.Array] = None):
+def ode_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
+               method: str = "heun", steps: int = 100, eps: Optional[float] = None,
+               denoise: bool = False, t_start: Optional[float] = None,
+               trajectory_stride: Optional[int] = None, x_T: Optional[jax.Array] = None,
+               constraint=None):
   """Fixed-step solve of the probability-flow ODE ``dx/dt = f - g^2 s / 2`` (Song et al. eq. 13)
-  from ``T`` to ``eps`` on ``linspace(T, eps, steps + 1)``.
+  from ``T`` (or ``t_start``) to ``eps`` on ``linspace(T, eps, steps + 1)``.
 
   Euler: ``x_{i+1} = x_i + h d(x_i, t_i)``; Heun (explicit trapezoid, Karras et al. 2022
   Algorithm 1): ``x' = x_i + h d_i``, ``x_{i+1} = x_i + h (d_i + d(x', t_{i+1})) / 2``, with
   ``h = t_{i+1} - t_i < 0``. NFE = ``steps`` (Euler) or ``2 steps`` (Heun), plus 1 if ``denoise``.
 
   Args:
-    sde: the forward SDE.
-    score_fn: ``score_fn(x [B, ...], t [B]) -> [B, ...]``.
+    eps_fn: the denoiser ``eps_fn(x, t scalar, cond)``.
+    process: a continuous process.
     key: PRNG key (only the prior draw is random).
     shape: ``(B, ...)``, static.
+    cond: the condition passed to ``eps_fn``.
     method: ``"euler"`` or ``"heun"``.
     steps: number of steps.
-    eps: the last time.
-    denoise: finish with score_sde's noise-removal step (one more score evaluation).
+    eps: the last time (default ``process.sampling_eps``).
+    denoise: finish with score_sde's noise-removal step (one more evaluation).
+    t_start: start at this time from ``x_T`` instead of at ``T`` (SDEdit).
     trajectory_stride: None or a positive int.
-    x_T: optional prior draw (e.g. to decode a latent from :func:`ode_likelihood`).
+    x_T: optional starting state (e.g. to decode a latent from :func:`ode_likelihood`).
+    constraint: ``constraint(x, alpha, sigma, key) -> x`` after every step.
 
   Returns:
     ``x`` ``[*shape]``, or ``(x, trajectory)`` with a trajectory stride.
   """
   if method not in ODE_METHODS:
     raise ValueError(f"Unknown ODE method {method!r}; valid: {', '.join(ODE_METHODS)}.")
-  if int(steps) != steps or steps < 1:
+  if isinstance(steps, bool) or int(steps) != steps or steps < 1:
     raise ValueError(f"steps must be a positive integer, got {steps!r}.")
-  _check_eps(eps)
-  shape = _check_shape(shape, x_T)
-  if x_T is None:
-    x_T = sde.prior_sampling(jax.random.split(key)[0], shape)
-  rsde = sde.reverse(score_fn, probability_flow=True)
-  ts = jnp.linspace(sde.T, eps, int(steps) + 1, dtype=x_T.dtype)
+  eps = _check_eps(eps, process)
+  shape, x_T, key_init, key_steps = initial_state(process, key, shape, x_T, t_start)
+  score_fn = score_fn_of(eps_fn, process, cond)
+  rsde = process.reverse(score_fn, probability_flow=True)
+  t_top = process.T if t_start is None else t_start
+  ts = jnp.linspace(t_top, eps, int(steps) + 1, dtype=x_T.dtype)
+  x_T = _constrain(constraint, process, x_T, ts[0], jax.random.fold_in(key_init, 1))
 
-  def drift(x, t_scalar):
-    return rsde.sde(x, jnp.full((shape[0],), t_scalar, x.dtype))[0]
+  def drift(x, t):
+    return rsde.sde(x, t)[0]
 
   def step(x, inp):
-    t, t_next = inp
+    t, t_next, k = inp
     h = t_next - t
     d = drift(x, t)
     if method == "euler":
-      return x + h * d
-    x_pred = x + h * d
-    return x + 0.5 * h * (d + drift(x_pred, t_next))
+      x = x + h * d
+    else:
+      x_pred = x + h * d
+      x = x + 0.5 * h * (d + drift(x_pred, t_next))
+    return _constrain(constraint, process, x, t_next, k)
 
-  out = run_scan(step, x_T, (ts[:-1], ts[1:]), int(steps), trajectory_stride)
-  if not denoise:
-    return out
-  if trajectory_stride is None:
-    return _denoise_step(sde, score_fn, out, eps)
-  x, traj = out
-  x = _denoise_step(sde, score_fn, x, eps)
-  return x, traj.at[-1].set(x)
+  out = run_scan(step, x_T, (ts[:-1], ts[1:], jax.random.split(key_steps, int(steps))),
+                 stride=trajectory_stride)
+
+  def last(x):
+    if denoise:
+      x = _denoise_step(process, score_fn, x, eps)
+    return _clean(constraint, x, key_init)
+
+  return finish(out, trajectory_stride, last)
 
 
-def ode_sample_adaptive(sde, score_fn: ScoreFn, key: jax.Array, shape, *, rtol: float = 1e-5,
-                        atol: float = 1e-5, eps: float = 1e-3, denoise: bool = False,
+def ode_sample_adaptive(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
+                        rtol: float = 1e-5, atol: float = 1e-5, eps: Optional[float] = None,
+                        denoise: bool = False, t_start: Optional[float] = None,
                         max_steps: int = 10_000, x_T: Optional[jax.Array] = None):
   """The probability-flow ODE with adaptive Dormand-Prince 5(4) steps (score_sde's
   ``get_ode_sampler``, RK45 at rtol = atol = 1e-5), in one ``lax.while_loop`` on the device.
@@ -369,17 +349,17 @@ def ode_sample_adaptive(sde, score_fn: ScoreFn, key: jax.Array, shape, *, rtol: 
   Returns:
     ``(x [*shape], nfe int32 scalar)`` (NFE includes the denoising step).
   """
-  _check_eps(eps)
-  shape = _check_shape(shape, x_T)
-  if x_T is None:
-    x_T = sde.prior_sampling(jax.random.split(key)[0], shape)
-  rsde = sde.reverse(score_fn, probability_flow=True)
+  eps = _check_eps(eps, process)
+  shape, x_T, _, _ = initial_state(process, key, shape, x_T, t_start)
+  score_fn = score_fn_of(eps_fn, process, cond)
+  rsde = process.reverse(score_fn, probability_flow=True)
 
   def fn(t, x):
-    return rsde.sde(x, jnp.full((shape[0],), t, x.dtype))[0]
+    return rsde.sde(x, t)[0]
 
-  res = odeint_dopri5(fn, x_T, sde.T, eps, rtol=rtol, atol=atol, max_steps=max_steps)
+  t_top = process.T if t_start is None else t_start
+  res = odeint_dopri5(fn, x_T, t_top, eps, rtol=rtol, atol=atol, max_steps=max_steps)
   x, nfe = res.y, res.nfe
   if denoise:
-    x, nfe = _denoise_step(sde, score_fn, x, eps), nfe + 1
+    x, nfe = _denoise_step(process, score_fn, x, eps), nfe + 1
   return x, nfe

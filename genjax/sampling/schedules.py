@@ -1,4 +1,4 @@
-"""Discrete-time noise schedules for Gaussian diffusion (DDPM and descendants).
+"""The discrete-time noise process of DDPM and its descendants: beta schedules and respacing.
 
 Timesteps are zero-based: index ``t in {0..T-1}`` is the paper's step ``t+1`` (the
 improved-diffusion / diffusers convention). So ``betas[0]`` is Ho et al.'s ``beta_1`` and
@@ -6,7 +6,10 @@ improved-diffusion / diffusers convention). So ``betas[0]`` is Ho et al.'s ``bet
 
 A schedule is a :class:`DiffusionSchedule`: a frozen ``flax.struct.dataclass`` (a pytree, so it
 passes through ``jit`` as an argument) that holds every derived array. All of them are computed
-in float64 numpy and only then cast to the requested dtype, as improved-diffusion does.
+in float64 numpy and only then cast to the requested dtype, as improved-diffusion does. It has
+the noise-process interface of :mod:`genjax.sampling.processes` in integer time (marginals,
+prior, the chain's ``discretize``, ``reverse``), and :meth:`DiffusionSchedule.continuous` gives
+its continuous-time view for the samplers that need one (DPM-Solver, PC, the ODE).
 
 Example:
   >>> sched = get_schedule("cosine", 1000)
@@ -24,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genjax.sampling.processes import DiscreteVPSDE, ReverseSDE, gaussian_logp
+
 __all__ = [
     "DiffusionSchedule",
     "SCHEDULE_NAMES",
@@ -32,6 +37,8 @@ __all__ = [
     "get_beta_schedule",
     "get_schedule",
     "make_schedule",
+    "respace",
+    "space_timesteps",
 ]
 
 SCHEDULE_NAMES = ("linear", "cosine", "quadratic", "sigmoid")
@@ -175,6 +182,79 @@ class DiffusionSchedule:
   def num_timesteps(self) -> int:
     """T, the number of diffusion steps (static: it is an array shape)."""
     return int(self.betas.shape[0])
+
+  # -- the noise-process interface, in zero-based integer time t in {0..T-1} -------------------
+
+  @property
+  def N(self) -> int:
+    """The number of steps (the processes' name for ``num_timesteps``)."""
+    return self.num_timesteps
+
+  @property
+  def T(self) -> int:
+    """The last step, ``num_timesteps - 1``: where samplers start."""
+    return self.num_timesteps - 1
+
+  sampling_eps = 0  # the last step a sampler visits
+  prior_std = 1.0
+  kind = "discrete"  # the catalog's name for this process
+
+  def marginal_alpha(self, t):
+    """``sqrt(abar_t)``, gathered at zero-based ``t``."""
+    return jnp.take(self.sqrt_alphas_cumprod, jnp.asarray(t), axis=0)
+
+  def marginal_std(self, t):
+    """``sqrt(1 - abar_t)``."""
+    return jnp.take(self.sqrt_one_minus_alphas_cumprod, jnp.asarray(t), axis=0)
+
+  def marginal_log_mean_coeff(self, t):
+    """``0.5 log abar_t``."""
+    return jnp.log(self.marginal_alpha(t))
+
+  def marginal_lambda(self, t):
+    """The half log-SNR ``log(sqrt(abar_t) / sqrt(1 - abar_t))``."""
+    return jnp.log(self.marginal_alpha(t)) - jnp.log(self.marginal_std(t))
+
+  def marginal_prob(self, x, t):
+    """``q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)`` (Ho et al. 2020, eq. 4): mean
+    ``[B, ...]`` and std (shape of ``t``)."""
+    a = self.marginal_alpha(t)
+    return a.reshape(a.shape + (1,) * (x.ndim - a.ndim)) * x, self.marginal_std(t)
+
+  def prior_sampling(self, key: jax.Array, shape, dtype=None) -> jax.Array:
+    """``x_T ~ N(0, I)``, in the schedule's dtype by default."""
+    return jax.random.normal(key, tuple(shape), dtype or self.betas.dtype)
+
+  def prior_logp(self, z: jax.Array) -> jax.Array:
+    """``log N(z; 0, I)`` of each example, ``[B]``."""
+    return gaussian_logp(z)
+
+  def discretize(self, x, t):
+    """The chain's forward step to zero-based ``t``, ``x_t = sqrt(1 - beta_t) x_{t-1} +
+    sqrt(beta_t) z`` (Ho et al. eq. 2): ``f = (sqrt(1 - beta_t) - 1) x`` (computed as
+    ``-beta / (1 + sqrt(1 - beta))``), ``G = sqrt(beta_t)``."""
+    beta = jnp.take(self.betas, jnp.asarray(t), axis=0)
+    f = -beta / (1.0 + jnp.sqrt(1.0 - beta))
+    return f.reshape(f.shape + (1,) * (x.ndim - f.ndim)) * x, jnp.sqrt(beta)
+
+  def sde(self, x, t):
+    raise ValueError("A discrete DiffusionSchedule has no SDE; use its continuous-time view "
+                     "sched.continuous() (a DiscreteVPSDE).")
+
+  def reverse(self, score_fn, probability_flow: bool = False) -> ReverseSDE:
+    """The reverse of the chain (``ReverseSDE.discretize``: reverse diffusion on the chain)."""
+    return ReverseSDE(self, score_fn, bool(probability_flow))
+
+  def continuous(self) -> DiscreteVPSDE:
+    """This schedule in continuous time: step ``n`` at ``t_n = (n + 1) / T_steps`` with
+    ``log alpha = 0.5 log abar_n``, interpolated between steps (DPM-Solver's discrete
+    ``NoiseScheduleVP``). The arrays keep the schedule's dtype."""
+    n = self.num_timesteps
+    if n < 2:
+      raise ValueError("A continuous view needs a schedule of at least 2 steps.")
+    abar = self.alphas_cumprod
+    t_array = (jnp.arange(1, n + 1, dtype=abar.dtype) / n).astype(abar.dtype)
+    return DiscreteVPSDE(t_array=t_array, log_alpha_array=0.5 * jnp.log(abar), N=n)
 
 
 def make_schedule(betas, dtype=jnp.float32) -> DiffusionSchedule:

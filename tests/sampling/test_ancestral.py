@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from genjax import diffusion as d
+from genjax import sampling as gs
 
 MU = np.array([0.5, -0.3, 0.8, -1.0])
 S = np.array([0.1, 0.3, 1.0, 1.5])
@@ -37,9 +38,9 @@ def gaussian_eps_fn(sched):
   abar = sched.alphas_cumprod
   mu, s2 = jnp.asarray(MU, abar.dtype), jnp.asarray(S**2, abar.dtype)
 
-  def eps_fn(x, t):
-    assert t.dtype == jnp.int32 and t.shape == x.shape[:1]
-    a = abar[t][:, None]
+  def eps_fn(x, t, cond=None):
+    assert t.dtype == jnp.int32 and t.shape == ()  # samplers pass one t for the whole batch
+    a = abar[t]
     return jnp.sqrt(1 - a) * (x - jnp.sqrt(a) * mu) / (a * s2 + 1 - a)
 
   return eps_fn
@@ -113,16 +114,16 @@ def linear():
 def _run(sched, cfg, key, n=N):
   cfg = dict(cfg)
   sampler = cfg.pop("sampler")
-  fn = d.ddpm_sample if sampler == "ddpm" else d.ddim_sample
+  fn = gs.ddpm_sample if sampler == "ddpm" else gs.ddim_sample
   run = jax.jit(functools.partial(fn, gaussian_eps_fn(sched), shape=(n, len(MU)), **cfg))
-  return np.asarray(run(sched=sched, key=key), dtype=np.float64)
+  return np.asarray(run(sched, key), dtype=np.float64)
 
 
 def _reference(betas, cfg):
   cfg = dict(cfg)
   if cfg.pop("sampler") == "ddpm":
     return _reference_moments(betas, "ddpm", var_type=cfg["var_type"])
-  ts = d.ddim_timesteps(len(betas), cfg["num_steps"], cfg.get("spacing", "uniform"))
+  ts = gs.ddim_timesteps(len(betas), cfg["num_steps"], cfg.get("spacing", "uniform"))
   return _reference_moments(betas, "ddim", eta=cfg["eta"], timesteps=ts)
 
 
@@ -187,29 +188,29 @@ def test_ddim_eta1_all_steps_is_ddpm_fixed_small(linear):
   eps_fn = gaussian_eps_fn(linear)
   key = jax.random.key(5)
   shape = (64, len(MU))
-  a = jax.jit(lambda k: d.ddpm_sample(eps_fn, linear, k, shape, var_type="fixed_small"))(key)
-  b = jax.jit(lambda k: d.ddim_sample(eps_fn, linear, k, shape, eta=1.0, num_steps=T))(key)
+  a = jax.jit(lambda k: gs.ddpm_sample(eps_fn, linear, k, shape, var_type="fixed_small"))(key)
+  b = jax.jit(lambda k: gs.ddim_sample(eps_fn, linear, k, shape, eta=1.0, num_steps=T))(key)
   np.testing.assert_allclose(a, b, atol=2e-4, rtol=1e-4)
 
 
 def test_ddim_timesteps_follow_the_official_code():
-  np.testing.assert_array_equal(d.ddim_timesteps(1000, 50), np.arange(0, 1000, 20)[::-1])
-  np.testing.assert_array_equal(d.ddim_timesteps(1000, 1000), np.arange(1000)[::-1])
-  assert len(d.ddim_timesteps(1000, 3)) == 4  # range(0, 1000, 333), as the reference
-  q = d.ddim_timesteps(1000, 50, "quadratic")
+  np.testing.assert_array_equal(gs.ddim_timesteps(1000, 50), np.arange(0, 1000, 20)[::-1])
+  np.testing.assert_array_equal(gs.ddim_timesteps(1000, 1000), np.arange(1000)[::-1])
+  assert len(gs.ddim_timesteps(1000, 3)) == 4  # range(0, 1000, 333), as the reference
+  q = gs.ddim_timesteps(1000, 50, "quadratic")
   ref = sorted({int(s) for s in np.linspace(0, np.sqrt(800), 50) ** 2}, reverse=True)
   np.testing.assert_array_equal(q, ref)
   assert q[0] == 800 and q[-1] == 0
-  q = d.ddim_timesteps(1000, 1000, "quadratic")
+  q = gs.ddim_timesteps(1000, 1000, "quadratic")
   assert np.all(np.diff(q) < 0) and q[-1] == 0  # duplicates dropped
   for bad in [dict(num_steps=0), dict(num_steps=1001), dict(num_steps=10, spacing="log")]:
     with pytest.raises(ValueError):
-      d.ddim_timesteps(1000, **bad)
+      gs.ddim_timesteps(1000, **bad)
 
 
 def test_trajectories_vmap_jit_and_validation():
   sched = d.get_schedule("cosine", 20)
-  eps_fn = lambda x, t: 0.5 * x * (1 + t[:, None, None, None] / 20)
+  eps_fn = lambda x, t, c=None: 0.5 * x * (1 + t / 20)
   shape = (2, 4, 4, 1)
   key = jax.random.key(0)
   x_T = jax.random.normal(jax.random.key(1), shape)
@@ -217,9 +218,9 @@ def test_trajectories_vmap_jit_and_validation():
   @jax.jit
   def ddpm_runs(key, x_T):
     kw = dict(x_T=x_T, clip_x0=(-1.0, 1.0))
-    return (d.ddpm_sample(eps_fn, sched, key, shape, **kw),
-            d.ddpm_sample(eps_fn, sched, key, shape, trajectory_stride=5, **kw),
-            d.ddpm_sample(eps_fn, sched, key, shape, trajectory_stride=1, **kw))
+    return (gs.ddpm_sample(eps_fn, sched, key, shape, **kw),
+            gs.ddpm_sample(eps_fn, sched, key, shape, trajectory_stride=5, **kw),
+            gs.ddpm_sample(eps_fn, sched, key, shape, trajectory_stride=1, **kw))
 
   x0, (x0_5, traj), (x0_1, full) = ddpm_runs(key, x_T)
   assert traj.shape == (5,) + shape  # states after 0, 5, 10, 15, 20 steps
@@ -235,27 +236,27 @@ def test_trajectories_vmap_jit_and_validation():
   @jax.jit
   @jax.vmap
   def ddim_runs(key):
-    x0, traj = d.ddim_sample(eps_fn, sched, key, shape, num_steps=7, eta=0.5, trajectory_stride=3)
-    det = d.ddim_sample(eps_fn, sched, key, shape, timesteps=[19, 10, 4, 0], x_T=x_T)
+    x0, traj = gs.ddim_sample(eps_fn, sched, key, shape, num_steps=7, eta=0.5, trajectory_stride=3)
+    det = gs.ddim_sample(eps_fn, sched, key, shape, timesteps=[19, 10, 4, 0], x_T=x_T)
     return x0, traj, det
 
   keys = jax.random.split(jax.random.key(2), 3)
   x0, traj, det = ddim_runs(keys)
-  assert len(d.ddim_timesteps(20, 7)) == 10 and len(d.trajectory_steps(10, 3)) == 5
+  assert len(gs.ddim_timesteps(20, 7)) == 10 and len(gs.trajectory_steps(10, 3)) == 5
   assert x0.shape == (3,) + shape and traj.shape == (3, 5) + shape
   np.testing.assert_allclose(traj[:, -1], x0, atol=1e-6)
   assert np.all(np.isfinite(traj)) and not np.allclose(x0[0], x0[1])
   np.testing.assert_allclose(det[0], det[2], atol=1e-6)  # eta = 0 from the same x_T
-  one = jax.jit(lambda k: d.ddim_sample(eps_fn, sched, k, shape, num_steps=7, eta=0.5))(keys[1])
+  one = jax.jit(lambda k: gs.ddim_sample(eps_fn, sched, k, shape, num_steps=7, eta=0.5))(keys[1])
   np.testing.assert_allclose(one, x0[1], atol=1e-5)
 
   with pytest.raises(ValueError, match="decreasing"):
-    d.ddim_sample(eps_fn, sched, key, shape, timesteps=[0, 10])
+    gs.ddim_sample(eps_fn, sched, key, shape, timesteps=[0, 10])
   with pytest.raises(ValueError, match="x_T"):
-    d.ddpm_sample(eps_fn, sched, key, shape, x_T=x_T[:1])
+    gs.ddpm_sample(eps_fn, sched, key, shape, x_T=x_T[:1])
   with pytest.raises(ValueError, match="var_type"):
-    d.ddpm_sample(eps_fn, sched, key, shape, var_type="learned")
+    gs.ddpm_sample(eps_fn, sched, key, shape, var_type="learned")
   with pytest.raises(ValueError, match="trajectory_stride"):
-    d.ddpm_sample(eps_fn, sched, key, shape, trajectory_stride=0)
+    gs.ddpm_sample(eps_fn, sched, key, shape, trajectory_stride=0)
   with pytest.raises(ValueError, match="clip_x0"):
-    d.ddim_sample(eps_fn, sched, key, shape, clip_x0=1.0)
+    gs.ddim_sample(eps_fn, sched, key, shape, clip_x0=1.0)

@@ -16,9 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from genjax import score as S
-from tests.score.gaussian import (MU, check_moments, marginal_sample, marginal_score_fn,
-                                  sigma_score_fn)
+from genjax import sampling as S
+from tests.sampling.gaussian import MU, check_moments, exact_eps_fn, marginal_sample
 
 N = 4000
 VP, SUBVP, VE = S.VPSDE(), S.SubVPSDE(), S.VESDE(sigma_min=0.01, sigma_max=20.0)
@@ -40,12 +39,12 @@ CASES = [
 
 
 def _sample(sde, sampler, kw, key, x_T):
-  fn = marginal_score_fn(sde)
+  fn = exact_eps_fn(sde)
   if sampler == "pc":
-    return S.pc_sample(sde, fn, key, (N, 2), x_T=x_T, **kw)
+    return S.pc_sample(fn, sde, key, (N, 2), x_T=x_T, **kw)
   if sampler == "ode-adaptive":
-    return S.ode_sample_adaptive(sde, fn, key, (N, 2), x_T=x_T, **kw)
-  return S.ode_sample(sde, fn, key, (N, 2), method=sampler[4:], x_T=x_T, **kw)
+    return S.ode_sample_adaptive(fn, sde, key, (N, 2), x_T=x_T, **kw)
+  return S.ode_sample(fn, sde, key, (N, 2), method=sampler[4:], x_T=x_T, **kw)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -59,7 +58,7 @@ def test_samplers_match_gaussian_moments(case):
 
 def test_vp_pc_from_the_prior():
   """The default start x_T ~ N(0, I): VP's prior matches p_T to ~1e-5 in variance."""
-  x = jax.jit(lambda k: S.pc_sample(VP, marginal_score_fn(VP), k, (N, 2), snr=0.01,
+  x = jax.jit(lambda k: S.pc_sample(exact_eps_fn(VP), VP, k, (N, 2), snr=0.01,
                                     steps=500))(jax.random.key(3))
   check_moments(x, 0.01, 0.05)
 
@@ -68,14 +67,14 @@ def test_ode_solvers_converge_to_the_adaptive_solution():
   """Same x_T: Euler's error falls ~1/steps, Heun's ~1/steps^2, towards Dormand-Prince."""
   key = jax.random.key(0)
   x_T = marginal_sample(VP, key, 256, 1.0)
-  fn = marginal_score_fn(VP)
-  ref, nfe = jax.jit(lambda x: S.ode_sample_adaptive(VP, fn, key, (256, 2), x_T=x, rtol=1e-6,
+  fn = exact_eps_fn(VP)
+  ref, nfe = jax.jit(lambda x: S.ode_sample_adaptive(fn, VP, key, (256, 2), x_T=x, rtol=1e-6,
                                                      atol=1e-6))(x_T)
   assert 20 < int(nfe) < 2000
   err = {}
   for method in ("euler", "heun"):
     for steps in (25, 50, 100):
-      x = jax.jit(lambda x: S.ode_sample(VP, fn, key, (256, 2), method=method, steps=steps,
+      x = jax.jit(lambda x: S.ode_sample(fn, VP, key, (256, 2), method=method, steps=steps,
                                          x_T=x))(x_T)
       err[method, steps] = float(jnp.max(jnp.abs(x - ref)))
   assert err["heun", 100] < 1e-3
@@ -87,9 +86,10 @@ def test_ode_solvers_converge_to_the_adaptive_solution():
 def test_annealed_langevin_matches_gaussian():
   """NCSN Algorithm 1 (L = 10 geometric sigmas, T = 100, eps = 2e-5) with the exact scores."""
   sigmas = S.geometric_sigmas(5.0, 0.01, 10)
-  x = jax.jit(lambda k: S.annealed_langevin_sample(sigma_score_fn(), sigmas, k, (N, 2),
-                                                   n_steps_each=100, step_lr=2e-5))(
-                                                       jax.random.key(0))
+  edm = S.EDMProcess(sigma_min=0.01, sigma_max=5.0)
+  x = jax.jit(lambda k: S.annealed_langevin_sample(exact_eps_fn(edm), edm, k, (N, 2),
+                                                   sigmas=sigmas, n_steps_each=100,
+                                                   step_lr=2e-5))(jax.random.key(0))
   check_moments(x, 0.02, 0.05)
   assert S.annealed_langevin_nfe(10, 100) == 1001
 
@@ -113,24 +113,24 @@ def test_edm_heun_matches_its_recursion_on_gaussian_data():
   recursion; 18 steps overestimate the variance by 9-12% (discretization, not a bug), and
   64 steps are within 1%.
   """
-  from tests.score.gaussian import LAM, U
-  denoise = S.denoiser_from_score_fn(sigma_score_fn())
+  from tests.sampling.gaussian import LAM, U
+  edm = S.EDMProcess()
   for steps, rel in ((18, 0.2), (64, 0.02)):
     sig = S.karras_sigmas(steps, 0.002, 80.0, 7.0)
     g = np.array([_heun_gain(l, sig) for l in LAM])
     mean = MU - U @ (g * (U.T @ MU))
     cov = U @ np.diag(g**2 * 80.0**2) @ U.T
     assert np.abs(np.diag(U.T @ cov @ U) / LAM - 1).max() < rel
-    x = jax.jit(lambda k: S.edm_heun_sample(denoise, sig, k, (N, 2)))(jax.random.key(steps))
+    x = jax.jit(lambda k: S.edm_heun_sample(exact_eps_fn(edm), edm, k, (N, 2), steps=steps))(
+        jax.random.key(steps))
     check_moments(x, 0.0, 0.0, mu=mean, cov=cov)
 
 
 def test_edm_heun_with_churn_matches_gaussian():
   """Algorithm 2 (S_churn = 10) on 64 steps recovers the data's moments."""
-  sig = S.karras_sigmas(64, 0.002, 80.0, 7.0)
-  denoise = S.denoiser_from_score_fn(sigma_score_fn())
-  x = jax.jit(lambda k: S.edm_heun_sample(denoise, sig, k, (N, 2), s_churn=10.0))(
-      jax.random.key(0))
+  edm = S.EDMProcess()
+  x = jax.jit(lambda k: S.edm_heun_sample(exact_eps_fn(edm), edm, k, (N, 2), steps=64,
+                                          s_churn=10.0))(jax.random.key(0))
   check_moments(x, 0.01, 0.04)
 
 
@@ -140,7 +140,8 @@ def test_karras_sigmas_and_precond():
   i = np.arange(5)
   np.testing.assert_allclose(
       s[:5], (80 ** (1 / 7) + i / 4 * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7, rtol=1e-12)
-  c = S.edm_precond(jnp.array([0.1, 1.0, 10.0]), 0.5)
+  from genjax import score
+  c = score.edm_precond(jnp.array([0.1, 1.0, 10.0]), 0.5)
   sig = np.array([0.1, 1.0, 10.0])
   np.testing.assert_allclose(c.c_skip, 0.25 / (sig**2 + 0.25), rtol=1e-6)
   np.testing.assert_allclose(c.c_out, sig * 0.5 / np.sqrt(sig**2 + 0.25), rtol=1e-6)
@@ -149,26 +150,26 @@ def test_karras_sigmas_and_precond():
   # F = 0 leaves the skip path: D = c_skip x, the posterior mean for N(0, sd^2) data.
   f0 = lambda x_in, c_noise: jnp.zeros_like(x_in)
   x = jnp.ones((3, 2))
-  np.testing.assert_allclose(S.make_edm_denoiser(f0, 0.5)(x, jnp.asarray(sig)),
+  np.testing.assert_allclose(score.make_edm_denoiser(f0, 0.5)(x, jnp.asarray(sig)),
                              (0.25 / (sig**2 + 0.25))[:, None] * x, rtol=1e-6)
 
 
 def test_trajectory_and_vmap():
-  fn = marginal_score_fn(VP)
-  x, traj = jax.jit(lambda k: S.pc_sample(VP, fn, k, (8, 2), steps=10, trajectory_stride=4))(
+  fn = exact_eps_fn(VP)
+  x, traj = jax.jit(lambda k: S.pc_sample(fn, VP, k, (8, 2), steps=10, trajectory_stride=4))(
       jax.random.key(0))
   assert traj.shape == (4, 8, 2)  # states 0, 4, 8, 10
   np.testing.assert_allclose(traj[-1], x)
-  x, traj = jax.jit(lambda k: S.ode_sample(VP, fn, k, (8, 2), steps=10, trajectory_stride=5))(
+  x, traj = jax.jit(lambda k: S.ode_sample(fn, VP, k, (8, 2), steps=10, trajectory_stride=5))(
       jax.random.key(0))
   assert traj.shape == (3, 8, 2)
-  sig = S.karras_sigmas(6)
+  proc = S.EDMProcess()
   edm = lambda stride: jax.jit(lambda k: S.edm_heun_sample(
-      S.denoiser_from_score_fn(sigma_score_fn()), sig, k, (8, 2), trajectory_stride=stride))
+      exact_eps_fn(proc), proc, k, (8, 2), steps=6, trajectory_stride=stride))
   x, traj = edm(2)(jax.random.key(0))
   assert traj.shape == (4, 8, 2) and np.allclose(traj[-1], x)  # 0, 2, 4, 6
   x, traj = edm(5)(jax.random.key(0))
   assert traj.shape == (3, 8, 2) and np.allclose(traj[-1], x)  # 0, 5, 6
   keys = jax.random.split(jax.random.key(1), 3)
-  xs = jax.jit(jax.vmap(lambda k: S.ode_sample(VP, fn, k, (4, 2), steps=5)))(keys)
+  xs = jax.jit(jax.vmap(lambda k: S.ode_sample(fn, VP, k, (4, 2), steps=5)))(keys)
   assert xs.shape == (3, 4, 2) and not np.allclose(xs[0], xs[1])

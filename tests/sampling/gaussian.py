@@ -1,8 +1,9 @@
-"""Gaussian data x0 ~ N(MU, C): the exact score of every marginal of every SDE, in closed form.
+"""Gaussian data x0 ~ N(MU, C): the exact score of every marginal of every process, in closed form.
 
-For an SDE with marginal ``x_t = m_t x0 + std_t z`` the marginal is ``N(m_t MU, m_t^2 C +
+For a process with marginal ``x_t = m_t x0 + std_t z`` the marginal is ``N(m_t MU, m_t^2 C +
 std_t^2 I)``; with ``C = U diag(LAM) U^T`` its score is
-``-U diag(1 / (m_t^2 LAM + std_t^2)) U^T (x - m_t MU)``.
+``-U diag(1 / (m_t^2 LAM + std_t^2)) U^T (x - m_t MU)`` and the exact denoiser (noise
+prediction) is ``eps = -std_t score``.
 """
 
 import jax.numpy as jnp
@@ -15,23 +16,36 @@ LAM, U = np.linalg.eigh(C)
 
 
 def marginal_score_fn(sde, mu=MU, lam=LAM, u=U):
-  """``score_fn(x [B, D], t [B])``: the exact score of the SDE's marginal at t."""
+  """``score_fn(x [B, D], t [B] or scalar)``: the exact score of the process's marginal at t."""
 
   def fn(x, t):
     uj, lj, muj = (jnp.asarray(a, x.dtype) for a in (u, lam, mu))
-    m, std = sde.marginal_prob(jnp.ones((x.shape[0], 1), x.dtype), t)
-    inv = 1.0 / (m**2 * lj + std[:, None] ** 2)
+    m = jnp.reshape(sde.marginal_alpha(t), (-1, 1)).astype(x.dtype)
+    std = jnp.reshape(sde.marginal_std(t), (-1, 1)).astype(x.dtype)
+    inv = 1.0 / (m**2 * lj + std**2)
     return -(((x - m * muj) @ uj) * inv) @ uj.T
 
   return fn
 
 
+def exact_eps_fn(sde, mu=MU, lam=LAM, u=U):
+  """The exact denoiser ``eps_fn(x, t, cond) = -std_t score(x, t)`` (cond ignored)."""
+  score = marginal_score_fn(sde, mu, lam, u)
+
+  def fn(x, t, cond=None):
+    std = jnp.reshape(sde.marginal_std(t), (-1, 1)).astype(x.dtype)
+    return -std * score(x, t)
+
+  return fn
+
+
 def sigma_score_fn(mu=MU, lam=LAM, u=U):
-  """``score_fn(x, sigma [B])`` of ``N(MU, C + sigma^2 I)`` (NCSN / EDM's VE marginals)."""
+  """``score_fn(x, sigma [B] or scalar)`` of ``N(MU, C + sigma^2 I)`` (NCSN / EDM's VE
+  marginals)."""
 
   def fn(x, sigma):
     uj, lj, muj = (jnp.asarray(a, x.dtype) for a in (u, lam, mu))
-    inv = 1.0 / (lj + sigma[:, None] ** 2)
+    inv = 1.0 / (lj + jnp.reshape(sigma, (-1, 1)) ** 2)
     return -(((x - muj) @ uj) * inv) @ uj.T
 
   return fn

@@ -25,39 +25,39 @@ DPM-Solver-2/-3 place their intermediate points at the paper's ``r1 = 1/2`` and
 ``r1 = 1/3, r2 = 2/3`` in ``lambda`` for every ``skip_type`` (the reference takes them from a
 ``skip_type`` grid inside each step, which equals these for ``logSNR``).
 
-Conventions: continuous time ``t in [t_end, T]`` (``T = 1``, ``t_end = 1/N``, see
-:mod:`genjax.score.noise_schedules`); ``eps_fn(x [B, ...], t [B] float) -> eps [B, ...]`` takes
-continuous time (wrap a discrete-time DDPM network with :func:`discrete_eps_fn`). The solvers
-are one ``lax.scan`` (multistep) or one ``lax.scan`` per run of equal orders (singlestep: at
-most three), jit-able and vmap-able over keys; only ``x_T`` is random.
+Conventions: the solver runs on any continuous Gaussian process of
+:mod:`genjax.sampling.processes` (``marginal_log_mean_coeff``, ``marginal_std``,
+``marginal_lambda`` and ``inverse_lambda``): VP (linear, cosine, or a discrete DDPM schedule's
+continuous view ``sched.continuous()``), sub-VP, VE and EDM's sigma process; the exponential
+integrator only needs the marginals. Time runs from ``T`` (or ``t_start``) to ``t_end``
+(default the process's ``sampling_eps``: ``1/N`` for a discrete schedule's view). The denoiser is
+``eps_fn(x, t, cond)`` in the process's continuous time (classifier guidance applied in eps
+form). The solvers are one ``lax.scan`` (multistep) or one ``lax.scan`` per run of equal orders
+(singlestep: at most three), jit-able and vmap-able over keys; only ``x_T`` is random.
 
 Example:
-  >>> ns = VPNoiseSchedule.discrete(sched)
-  >>> x = dpm_solver_sample(discrete_eps_fn(eps_fn, ns), ns, jax.random.key(0), (16, 8, 8, 1),
-  ...                       steps=20, order=3, method="singlestep", skip_type="logSNR")
+  >>> ns = sched.continuous()                       # a DiscreteVPSDE
+  >>> x = dpm_solver_sample(eps_fn, ns, jax.random.key(0), (16, 8, 8, 1), steps=20, order=3,
+  ...                       method="singlestep", skip_type="logSNR")
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax.diffusion.gaussian import unpack_model_output
-from genjax.diffusion.samplers import trajectory_steps
-from genjax.score.noise_schedules import VPNoiseSchedule
+from genjax.sampling.convert import EpsFn, eps_of
+from genjax.sampling.scan import check_shape, finish, initial_state, run_groups
 
 __all__ = [
     "DPM_METHODS",
-    "MODEL_TYPES",
     "SKIP_TYPES",
-    "discrete_eps_fn",
     "dpm_solver_first_update",
     "dpm_solver_nfe",
     "dpm_solver_sample",
-    "eps_fn_from_model",
     "get_time_steps",
     "multistep_second_update",
     "multistep_third_update",
@@ -70,70 +70,6 @@ __all__ = [
 
 DPM_METHODS = ("singlestep", "multistep")
 SKIP_TYPES = ("time_uniform", "logSNR", "time_quadratic")
-MODEL_TYPES = ("eps", "x0", "v", "score")
-
-EpsFn = Callable[[jax.Array, jax.Array], jax.Array]
-
-
-# ----------------------------------------------------------------------------------------------
-# Model wrappers: everything becomes eps_fn(x, t_continuous).
-# ----------------------------------------------------------------------------------------------
-
-
-def eps_fn_from_model(model_fn: Callable, noise_schedule: VPNoiseSchedule, *,
-                      model_type: str = "eps", discrete_time: bool = False,
-                      time_scale: Optional[float] = None) -> EpsFn:
-  """Wraps a network into the noise predictor ``eps_fn(x, t_continuous)`` DPM-Solver solves with.
-
-  The reference's ``model_wrapper`` (``guidance_type="uncond"``): the model's output is turned
-  into ``eps`` with the continuous ``alpha_t``, ``sigma_t`` (``x0``:
-  ``eps = (x - alpha_t x0) / sigma_t``; ``v``: ``eps = alpha_t v + sigma_t x``; ``score``:
-  ``eps = -sigma_t score``, seed 003 eq. 33).
-
-  Args:
-    model_fn: ``model_fn(x [B, ...], t_input [B]) -> out [B, ...]`` (or ``(out, var_values)``;
-      the variance part is dropped).
-    noise_schedule: the schedule.
-    model_type: ``"eps"``, ``"x0"``, ``"v"`` or ``"score"``.
-    discrete_time: the model takes discrete time: ``t_input =
-      noise_schedule.discrete_time_input(t, time_scale)`` (the zero-based step index by
-      default); else ``t_input = t``.
-    time_scale: see :meth:`VPNoiseSchedule.discrete_time_input` (``1000`` reproduces the
-      reference's ``(t - 1/N) * 1000``).
-
-  Returns:
-    ``eps_fn(x [B, ...], t [B]) -> eps [B, ...]``.
-  """
-  if model_type not in MODEL_TYPES:
-    raise ValueError(f"Unknown model_type {model_type!r}; valid: {', '.join(MODEL_TYPES)}.")
-  ns = noise_schedule
-
-  def eps_fn(x, t):
-    t_in = ns.discrete_time_input(t, time_scale) if discrete_time else t
-    out = unpack_model_output(model_fn(x, t_in))[0]
-    if model_type == "eps":
-      return out
-    alpha, sigma = _bcast(ns.marginal_alpha(t), x), _bcast(ns.marginal_std(t), x)
-    if model_type == "x0":
-      return (x - alpha * out) / sigma
-    if model_type == "v":
-      return alpha * out + sigma * x
-    return -sigma * out
-
-  return eps_fn
-
-
-def discrete_eps_fn(eps_fn: Callable, noise_schedule: VPNoiseSchedule,
-                    time_scale: Optional[float] = None) -> EpsFn:
-  """A discrete-time DDPM ``eps_fn(x, t_discrete)`` as ``eps_fn(x, t_continuous)``.
-
-  ``t_discrete = (t - 1/N) * N``, the zero-based step index (fractional between steps), since
-  step ``n`` sits at ``t_n = (n + 1) / N`` (:meth:`VPNoiseSchedule.discrete`). The network is
-  called with float times; genjax's U-Net and MLP embed them smoothly. Any variance output is
-  dropped.
-  """
-  return eps_fn_from_model(eps_fn, noise_schedule, model_type="eps", discrete_time=True,
-                           time_scale=time_scale)
 
 
 def timesteps_from_discrete(timesteps, num_timesteps: int) -> np.ndarray:
@@ -145,17 +81,14 @@ def timesteps_from_discrete(timesteps, num_timesteps: int) -> np.ndarray:
   return (np.asarray(timesteps, dtype=np.float64) + 1.0) / num_timesteps
 
 
-def _bcast(v, x):
-  v = jnp.asarray(v)
-  return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
+def _eps_caller(eps_fn, ns, cond):
+  """``eps(x, t)`` of the denoiser at a scalar time, classifier guidance applied."""
 
+  def eps(x, t):
+    t = jnp.asarray(t, x.dtype)
+    return eps_of(eps_fn(x, t, cond), ns.marginal_std(t)).astype(x.dtype)
 
-def _vec(t, x):
-  return jnp.broadcast_to(jnp.asarray(t, x.dtype), (x.shape[0],))
-
-
-def _eps(eps_fn, x, t):
-  return unpack_model_output(eps_fn(x, _vec(t, x)))[0].astype(x.dtype)
+  return eps
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,13 +96,13 @@ def _eps(eps_fn, x, t):
 # ----------------------------------------------------------------------------------------------
 
 
-def get_time_steps(noise_schedule: VPNoiseSchedule, skip_type: str, t_T: float, t_0: float,
+def get_time_steps(process, skip_type: str, t_T: float, t_0: float,
                    num: int, dtype=jnp.float32) -> jax.Array:
   """``num + 1`` decreasing times from ``t_T`` to ``t_0`` (the reference's ``get_time_steps``).
 
   * ``"time_uniform"``: uniform in ``t``.
   * ``"logSNR"``: uniform in ``lambda_t`` (Lu et al. 2022, Sec. 3.3), mapped back with
-    :meth:`VPNoiseSchedule.inverse_lambda`.
+    :meth:`process.inverse_lambda`.
   * ``"time_quadratic"``: uniform in ``sqrt(t)`` (DDIM's quadratic spacing).
 
   Returns:
@@ -177,7 +110,7 @@ def get_time_steps(noise_schedule: VPNoiseSchedule, skip_type: str, t_T: float, 
   """
   if skip_type not in SKIP_TYPES:
     raise ValueError(f"Unknown skip_type {skip_type!r}; valid: {', '.join(SKIP_TYPES)}.")
-  ns = noise_schedule
+  ns = process
   if skip_type == "logSNR":
     lam_T = ns.marginal_lambda(jnp.asarray(t_T, dtype))
     lam_0 = ns.marginal_lambda(jnp.asarray(t_0, dtype))
@@ -210,7 +143,7 @@ def singlestep_orders(steps: int, order: int) -> list[int]:
   return [1] * steps
 
 
-def singlestep_timesteps(noise_schedule: VPNoiseSchedule, steps: int, order: int,
+def singlestep_timesteps(process, steps: int, order: int,
                          skip_type: str, t_T: float, t_0: float, dtype=jnp.float32):
   """Outer timesteps and orders of singlestep DPM-Solver-fast (the reference's
   ``get_orders_and_timesteps_for_singlestep_solver``).
@@ -223,8 +156,8 @@ def singlestep_timesteps(noise_schedule: VPNoiseSchedule, steps: int, order: int
   """
   orders = singlestep_orders(steps, order)
   if skip_type == "logSNR":
-    return get_time_steps(noise_schedule, skip_type, t_T, t_0, len(orders), dtype), orders
-  grid = get_time_steps(noise_schedule, skip_type, t_T, t_0, steps, dtype)
+    return get_time_steps(process, skip_type, t_T, t_0, len(orders), dtype), orders
+  grid = get_time_steps(process, skip_type, t_T, t_0, steps, dtype)
   return grid[np.cumsum([0] + orders)], orders
 
 
@@ -245,7 +178,7 @@ def _check_order(order):
 # ----------------------------------------------------------------------------------------------
 
 
-def dpm_solver_first_update(ns: VPNoiseSchedule, eps_fn: EpsFn, x: jax.Array, s, t,
+def dpm_solver_first_update(ns, eps_fn: EpsFn, x: jax.Array, s, t,
                             eps_s: Optional[jax.Array] = None) -> jax.Array:
   """DPM-Solver-1 from ``s`` to ``t`` (Lu et al. 2022, eq. 3.7), which is DDIM (eta = 0).
 
@@ -254,7 +187,7 @@ def dpm_solver_first_update(ns: VPNoiseSchedule, eps_fn: EpsFn, x: jax.Array, s,
 
   Args:
     ns: the noise schedule.
-    eps_fn: ``eps_fn(x, t [B])``.
+    eps_fn: ``eps_fn(x, t)``, the noise prediction at a scalar time.
     x: ``x_s`` ``[B, ...]``.
     s, t: scalar times, ``s > t``.
     eps_s: ``eps(x_s, s)`` if already computed.
@@ -264,12 +197,12 @@ def dpm_solver_first_update(ns: VPNoiseSchedule, eps_fn: EpsFn, x: jax.Array, s,
   """
   h = ns.marginal_lambda(t) - ns.marginal_lambda(s)
   if eps_s is None:
-    eps_s = _eps(eps_fn, x, s)
+    eps_s = eps_fn(x, s)
   la_s, la_t = ns.marginal_log_mean_coeff(s), ns.marginal_log_mean_coeff(t)
   return jnp.exp(la_t - la_s) * x - ns.marginal_std(t) * jnp.expm1(h) * eps_s
 
 
-def singlestep_second_update(ns: VPNoiseSchedule, eps_fn: EpsFn, x: jax.Array, s, t,
+def singlestep_second_update(ns, eps_fn: EpsFn, x: jax.Array, s, t,
                              r1: float = 0.5, eps_s: Optional[jax.Array] = None) -> jax.Array:
   """Singlestep DPM-Solver-2 from ``s`` to ``t`` (Lu et al. 2022, Algorithm 1; 2 NFE).
 
@@ -284,15 +217,15 @@ def singlestep_second_update(ns: VPNoiseSchedule, eps_fn: EpsFn, x: jax.Array, s
                        ns.marginal_log_mean_coeff(t))
   sigma_s1, sigma_t = ns.marginal_std(s1), ns.marginal_std(t)
   if eps_s is None:
-    eps_s = _eps(eps_fn, x, s)
+    eps_s = eps_fn(x, s)
   phi_11, phi_1 = jnp.expm1(r1 * h), jnp.expm1(h)
   u = jnp.exp(la_s1 - la_s) * x - sigma_s1 * phi_11 * eps_s
-  eps_s1 = _eps(eps_fn, u, s1)
+  eps_s1 = eps_fn(u, s1)
   return (jnp.exp(la_t - la_s) * x - sigma_t * phi_1 * eps_s
           - (0.5 / r1) * sigma_t * phi_1 * (eps_s1 - eps_s))
 
 
-def singlestep_third_update(ns: VPNoiseSchedule, eps_fn: EpsFn, x: jax.Array, s, t,
+def singlestep_third_update(ns, eps_fn: EpsFn, x: jax.Array, s, t,
                             r1: float = 1.0 / 3.0, r2: float = 2.0 / 3.0,
                             eps_s: Optional[jax.Array] = None) -> jax.Array:
   """Singlestep DPM-Solver-3 from ``s`` to ``t`` (Lu et al. 2022, Algorithm 2; 3 NFE).
@@ -311,17 +244,17 @@ def singlestep_third_update(ns: VPNoiseSchedule, eps_fn: EpsFn, x: jax.Array, s,
   phi_22 = jnp.expm1(r2 * h) / (r2 * h) - 1.0
   phi_2 = phi_1 / h - 1.0
   if eps_s is None:
-    eps_s = _eps(eps_fn, x, s)
+    eps_s = eps_fn(x, s)
   u1 = jnp.exp(la_s1 - la_s) * x - sigma_s1 * phi_11 * eps_s
-  eps_s1 = _eps(eps_fn, u1, s1)
+  eps_s1 = eps_fn(u1, s1)
   u2 = (jnp.exp(la_s2 - la_s) * x - sigma_s2 * phi_12 * eps_s
         - (r2 / r1) * sigma_s2 * phi_22 * (eps_s1 - eps_s))
-  eps_s2 = _eps(eps_fn, u2, s2)
+  eps_s2 = eps_fn(u2, s2)
   return (jnp.exp(la_t - la_s) * x - sigma_t * phi_1 * eps_s
           - (1.0 / r2) * sigma_t * phi_2 * (eps_s2 - eps_s))
 
 
-def multistep_second_update(ns: VPNoiseSchedule, x: jax.Array, eps_prev: Sequence[jax.Array],
+def multistep_second_update(ns, x: jax.Array, eps_prev: Sequence[jax.Array],
                             t_prev: Sequence, t) -> jax.Array:
   """Multistep DPM-Solver-2 from ``t_prev[-1]`` to ``t`` (no network call).
 
@@ -339,7 +272,7 @@ def multistep_second_update(ns: VPNoiseSchedule, x: jax.Array, eps_prev: Sequenc
   return jnp.exp(la_t - la_0) * x - sigma_t * phi_1 * e0 - 0.5 * sigma_t * phi_1 * d1
 
 
-def multistep_third_update(ns: VPNoiseSchedule, x: jax.Array, eps_prev: Sequence[jax.Array],
+def multistep_third_update(ns, x: jax.Array, eps_prev: Sequence[jax.Array],
                            t_prev: Sequence, t) -> jax.Array:
   """Multistep DPM-Solver-3 from ``t_prev[-1]`` to ``t`` (no network call).
 
@@ -376,47 +309,12 @@ def multistep_third_update(ns: VPNoiseSchedule, x: jax.Array, eps_prev: Sequence
 # ----------------------------------------------------------------------------------------------
 
 
-def _run_groups(groups, carry, num_steps: int, trajectory_stride: Optional[int],
-                get_x=lambda c: c):
-  """Runs ``carry <- f(carry, xs_i)`` over consecutive groups ``(f, xs)``, one scan each.
-
-  Returns the final ``get_x(carry)``; with a stride, also ``x`` before the first step, after
-  every ``stride``-th step and after the last (:func:`genjax.diffusion.samplers.
-  trajectory_steps`), recorded in a preallocated ``[n, *shape]`` carry.
-  """
-  if trajectory_stride is None:
-    for f, xs in groups:
-      carry, _ = jax.lax.scan(lambda c, inp, f=f: (f(c, inp), None), carry, xs)
-    return get_x(carry)
-  recorded = trajectory_steps(num_steps, trajectory_stride)
-  slot_of = np.full(num_steps + 1, -1, dtype=np.int32)
-  slot_of[recorded] = np.arange(len(recorded), dtype=np.int32)
-  x = get_x(carry)
-  traj = jnp.zeros((len(recorded),) + x.shape, x.dtype).at[0].set(x)
-  done = 0
-  for f, xs in groups:
-    n = jax.tree.leaves(xs)[0].shape[0]
-    slots = jnp.asarray(slot_of[1 + done: 1 + done + n])
-
-    def body(state, inp, f=f):
-      c, tr = state
-      step_inp, slot = inp
-      c = f(c, step_inp)
-      idx = jnp.maximum(slot, 0)
-      tr = tr.at[idx].set(jnp.where(slot >= 0, get_x(c), tr[idx]))
-      return (c, tr), None
-
-    (carry, traj), _ = jax.lax.scan(body, (carry, traj), (xs, slots))
-    done += n
-  return get_x(carry), traj
-
-
-def dpm_solver_sample(eps_fn: EpsFn, noise_schedule: VPNoiseSchedule, key: jax.Array, shape, *,
+def dpm_solver_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
                       steps: int = 20, order: int = 2, method: str = "singlestep",
                       skip_type: str = "time_uniform", t_start: Optional[float] = None,
                       t_end: Optional[float] = None, x_T: Optional[jax.Array] = None,
                       trajectory_stride: Optional[int] = None, timesteps=None,
-                      denoise_to_zero: bool = False, dtype=None):
+                      denoise_to_zero: bool = False, dtype=None, constraint=None):
   """Samples by solving the diffusion ODE from ``t_start`` to ``t_end`` with DPM-Solver.
 
   Lu et al. 2022 (singlestep: DPM-Solver-fast, Sec. 3.4 and Algorithms 1-2) and Lu et al.
@@ -431,19 +329,19 @@ def dpm_solver_sample(eps_fn: EpsFn, noise_schedule: VPNoiseSchedule, key: jax.A
     ``eps`` values; the first ``order - 1`` steps use orders 1, 2 (warm-up). One ``lax.scan``.
 
   Args:
-    eps_fn: ``eps_fn(x [B, ...], t [B] float, continuous time) -> eps [B, ...]`` (or
-      ``(eps, var_values)``; the variance is ignored). Wrap discrete-time DDPM networks with
-      :func:`discrete_eps_fn`.
-    noise_schedule: a :class:`~genjax.score.noise_schedules.VPNoiseSchedule`.
-    key: PRNG key for ``x_T ~ N(0, I)`` (unused if ``x_T`` is given).
+    eps_fn: the denoiser ``eps_fn(x [B, ...], t scalar, cond)`` in the process's continuous
+      time (a learned variance is ignored).
+    process: a continuous process (see the module docstring).
+    key: PRNG key for ``x_T ~ p_T`` (unused if ``x_T`` is given).
     shape: ``(B, ...)``, static.
+    cond: the condition passed to ``eps_fn``.
     steps: NFE (>= 1), static.
     order: 1, 2 or 3.
     method: ``"singlestep"`` or ``"multistep"``.
     skip_type: ``"time_uniform"``, ``"logSNR"`` or ``"time_quadratic"``.
-    t_start: start time (default ``noise_schedule.T``).
-    t_end: end time (default ``1 / N``: step 0 of a discrete schedule; the reference
-      recommends 1e-3 to 1e-4 for continuous ones).
+    t_start: start time (default ``process.T``; below it ``x_T`` must be given: SDEdit).
+    t_end: end time (default ``process.sampling_eps``: step 0 of a discrete schedule's view;
+      the reference recommends 1e-3 to 1e-4 for continuous ones).
     x_T: optional starting point of ``shape``.
     trajectory_stride: ``None`` or a positive int: also return the states before the first
       step, after every ``k``-th (outer) step and at the end (``[n, *shape]``).
@@ -452,8 +350,9 @@ def dpm_solver_sample(eps_fn: EpsFn, noise_schedule: VPNoiseSchedule, key: jax.A
       ones (M NFE); singlestep takes DPM-Solver-``order`` on every interval (``order * M`` NFE).
     denoise_to_zero: finish with ``x_0 = (x - sigma eps(x, t_end)) / alpha`` at ``t_end`` (one
       more NFE; the reference's ``denoise=True``; DDIM's last step to ``abar = 1``).
-    dtype: dtype of ``x_T`` and the times (default: ``x_T``'s, else the discrete schedule's
-      arrays', else float32).
+    dtype: dtype of ``x_T`` and the times (default: ``x_T``'s, else the process's arrays', else
+      float32).
+    constraint: ``constraint(x, alpha, sigma, key) -> x`` after every outer step.
 
   Returns:
     ``x`` ``[*shape]`` at ``t_end`` (or ``x_0`` if ``denoise_to_zero``), or ``(x, trajectory)``
@@ -467,21 +366,21 @@ def dpm_solver_sample(eps_fn: EpsFn, noise_schedule: VPNoiseSchedule, key: jax.A
     raise ValueError(f"Unknown DPM-Solver method {method!r}; valid: {', '.join(DPM_METHODS)}.")
   if skip_type not in SKIP_TYPES:
     raise ValueError(f"Unknown skip_type {skip_type!r}; valid: {', '.join(SKIP_TYPES)}.")
-  shape = tuple(int(s) for s in shape)
-  if len(shape) < 1:
-    raise ValueError(f"shape must be (B, ...) with a batch axis, got {shape}.")
-  if x_T is not None and tuple(x_T.shape) != shape:
-    raise ValueError(f"x_T has shape {tuple(x_T.shape)} but shape is {shape}; make them agree.")
-  ns = noise_schedule
+  if not hasattr(process, "inverse_lambda"):
+    raise ValueError(f"DPM-Solver needs a continuous process with inverse_lambda; "
+                     f"{type(process).__name__} is not one (use sched.continuous() for a "
+                     "discrete schedule).")
+  shape = check_shape(shape, x_T)
+  ns = process
   if dtype is None:
     if x_T is not None:
       dtype = x_T.dtype
-    elif ns.log_alpha_array is not None:
+    elif getattr(ns, "log_alpha_array", None) is not None:
       dtype = ns.log_alpha_array.dtype
     else:
       dtype = jnp.float32
   t_T = float(ns.T if t_start is None else t_start)
-  t_0 = float(1.0 / ns.total_N if t_end is None else t_end)
+  t_0 = float(ns.sampling_eps if t_end is None else t_end)
 
   if timesteps is not None:
     ts_np = np.asarray(timesteps, dtype=np.float64)
@@ -490,14 +389,23 @@ def dpm_solver_sample(eps_fn: EpsFn, noise_schedule: VPNoiseSchedule, key: jax.A
                        f"positive continuous times; got {timesteps!r}.")
     t_0 = float(ts_np[-1])
   else:
-    if int(steps) != steps or steps < 1:
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
       raise ValueError(f"steps (the NFE) must be a positive integer, got {steps!r}.")
     if not 0 < t_0 < t_T:
       raise ValueError(f"Need 0 < t_end < t_start; got t_start={t_T}, t_end={t_0}.")
 
-  if x_T is None:
-    x_T = jax.random.normal(key, shape, dtype)
+  if key is None:  # a given x_T and no constraint need no randomness
+    key = jax.random.key(0)
+  _, x_T, _, key_steps = initial_state(ns, key, shape, x_T,
+                                       t_start if timesteps is None else None, dtype)
   x = x_T.astype(dtype)
+  eps = _eps_caller(eps_fn, ns, cond)
+
+  def constrain(x, t, k):
+    if constraint is None:
+      return x
+    return constraint(x, ns.marginal_alpha(t).astype(x.dtype), ns.marginal_std(t).astype(x.dtype),
+                      k)
 
   if method == "singlestep":
     if timesteps is not None:
@@ -506,31 +414,46 @@ def dpm_solver_sample(eps_fn: EpsFn, noise_schedule: VPNoiseSchedule, key: jax.A
     else:
       ts, orders = singlestep_timesteps(ns, int(steps), order, skip_type, t_T, t_0, dtype)
     updates = {
-        1: lambda c, st: dpm_solver_first_update(ns, eps_fn, c, st[0], st[1]),
-        2: lambda c, st: singlestep_second_update(ns, eps_fn, c, st[0], st[1], r1=0.5),
-        3: lambda c, st: singlestep_third_update(ns, eps_fn, c, st[0], st[1],
-                                                 r1=1.0 / 3.0, r2=2.0 / 3.0),
+        1: lambda c, s, t: dpm_solver_first_update(ns, eps, c, s, t),
+        2: lambda c, s, t: singlestep_second_update(ns, eps, c, s, t, r1=0.5),
+        3: lambda c, s, t: singlestep_third_update(ns, eps, c, s, t, r1=1.0 / 3.0, r2=2.0 / 3.0),
     }
+    keys = _step_keys(key_steps, len(orders), constraint)
+    x = constrain(x, ts[0], keys[-1])
     groups, i = [], 0
     for o, n in _runs(orders):
-      groups.append(((lambda c, st, f=updates[o]: f(c, st).astype(dtype)),
-                     (ts[i:i + n], ts[i + 1:i + n + 1])))
+      groups.append(((lambda c, st, f=updates[o]: constrain(f(c, st[0], st[1]).astype(dtype),
+                                                            st[1], st[2])),
+                     (ts[i:i + n], ts[i + 1:i + n + 1], keys[i:i + n])))
       i += n
-    out = _run_groups(groups, x, len(orders), trajectory_stride)
+    out = run_groups(groups, x, stride=trajectory_stride)
   else:
     if timesteps is not None:
       ts = jnp.asarray(ts_np, dtype)
     else:
       ts = get_time_steps(ns, skip_type, t_T, t_0, int(steps), dtype)
-    out = _multistep(ns, eps_fn, x, ts, order, trajectory_stride, dtype)
+    keys = _step_keys(key_steps, int(ts.shape[0]) - 1, constraint)
+    x = constrain(x, ts[0], keys[-1])
+    out = _multistep(ns, eps, x, ts, order, trajectory_stride, dtype, constrain, keys)
 
-  if not denoise_to_zero:
-    return out
-  x_end, traj = (out, None) if trajectory_stride is None else out
-  t_last = jnp.asarray(t_0, dtype)
-  eps = _eps(eps_fn, x_end, t_last)
-  x0 = ((x_end - ns.marginal_std(t_last) * eps) / ns.marginal_alpha(t_last)).astype(dtype)
-  return x0 if traj is None else (x0, traj.at[-1].set(x0))
+  def last(x_end):
+    if denoise_to_zero:
+      t_last = jnp.asarray(t_0, dtype)
+      x_end = ((x_end - ns.marginal_std(t_last) * eps(x_end, t_last))
+               / ns.marginal_alpha(t_last)).astype(dtype)
+    if constraint is not None:  # the known part of the output is the clean data
+      x_end = constraint(x_end, jnp.ones((), dtype), jnp.zeros((), dtype), keys[-1])
+    return x_end
+
+  get_x = (lambda c: c) if method == "singlestep" else (lambda c: c[0])
+  return finish(out, trajectory_stride, lambda c: last(get_x(c)))
+
+
+def _step_keys(key, n, constraint):
+  """One key per step for the constraint (plus one for the start), or dummies without one."""
+  if constraint is None or key is None:
+    return jnp.zeros((n + 1,), jnp.uint32)
+  return jax.random.split(key, n + 1)
 
 
 def _runs(orders):
@@ -544,16 +467,16 @@ def _runs(orders):
   return [tuple(r) for r in runs]
 
 
-def _multistep(ns, eps_fn, x, ts, order, trajectory_stride, dtype):
+def _multistep(ns, eps, x, ts, order, trajectory_stride, dtype, constrain, keys):
   """Multistep DPM-Solver on the grid ``ts [M + 1]``: one ``lax.scan`` of M steps, M NFE."""
   num = ts.shape[0] - 1
-  eps0 = _eps(eps_fn, x, ts[0])
+  eps0 = eps(x, ts[0])
   eps_hist = jnp.stack([eps0] * order)          # [order, B, ...]; entry -1 is the newest
   t_hist = jnp.stack([ts[0]] * order)           # [order]
 
   def update(c, eps_h, t_h, t, k):
     if k == 1:
-      return dpm_solver_first_update(ns, eps_fn, c, t_h[-1], t, eps_s=eps_h[-1])
+      return dpm_solver_first_update(ns, eps, c, t_h[-1], t, eps_s=eps_h[-1])
     if k == 2:
       return multistep_second_update(ns, c, (eps_h[-2], eps_h[-1]), (t_h[-2], t_h[-1]), t)
     return multistep_third_update(ns, c, (eps_h[-3], eps_h[-2], eps_h[-1]),
@@ -561,17 +484,17 @@ def _multistep(ns, eps_fn, x, ts, order, trajectory_stride, dtype):
 
   def step(carry, inp):
     c, eps_h, t_h = carry
-    i, t = inp
+    i, t, k = inp
     k_i = jnp.minimum(i + 1, order) - 1  # warm-up: orders 1, 2, ..., order
     branches = [lambda c, e, th, t, k=k: update(c, e, th, t, k).astype(dtype)
                 for k in range(1, order + 1)]
-    c = jax.lax.switch(k_i, branches, c, eps_h, t_h, t)
+    c = constrain(jax.lax.switch(k_i, branches, c, eps_h, t_h, t), t, k)
     # The last step needs no evaluation (NFE = M).
-    eps_new = jax.lax.cond(i < num - 1, lambda: _eps(eps_fn, c, t), lambda: eps_h[-1])
+    eps_new = jax.lax.cond(i < num - 1, lambda: eps(c, t), lambda: eps_h[-1])
     eps_h = jnp.concatenate([eps_h[1:], eps_new[None]])
     t_h = jnp.concatenate([t_h[1:], t[None]])
     return c, eps_h, t_h
 
-  xs = (jnp.arange(num, dtype=jnp.int32), ts[1:])
-  return _run_groups([(step, xs)], (x, eps_hist, t_hist), num, trajectory_stride,
-                     get_x=lambda c: c[0])
+  xs = (jnp.arange(num, dtype=jnp.int32), ts[1:], keys[:num])
+  return run_groups([(step, xs)], (x, eps_hist, t_hist), stride=trajectory_stride,
+                    state_of=lambda c: c[0])

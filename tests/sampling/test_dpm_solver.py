@@ -1,4 +1,4 @@
-"""DPM-Solver (Lu et al. 2022) and its VP noise schedules, on Gaussian data.
+"""DPM-Solver (Lu et al. 2022) and the VP processes it runs on, on Gaussian data.
 
 For data ``x_0 ~ N(mu, s^2)`` (independent dimensions) under a VP schedule, the marginal is
 ``N(alpha_t mu, alpha_t^2 s^2 + sigma_t^2)``, the exact noise predictor is
@@ -21,15 +21,15 @@ import numpy as np
 import pytest
 
 from genjax import diffusion as d
-from genjax.score import dpm_solver as dpm
-from genjax.score.noise_schedules import VPNoiseSchedule
+from genjax import sampling as gs
+from genjax.sampling import dpm_solver as dpm
 
 MU = np.array([0.5, -0.3, 0.8, -1.0])
 S = np.array([0.1, 0.3, 1.0, 1.5])
 
 
 def exact_eps_fn(ns, mu=MU, s=S):
-  def eps_fn(x, t):
+  def eps_fn(x, t, cond=None):
     t = jnp.broadcast_to(t, x.shape[:1])
     a, sg = ns.marginal_alpha(t)[:, None], ns.marginal_std(t)[:, None]
     return sg * (x - a * mu) / (a**2 * s**2 + sg**2)
@@ -47,18 +47,18 @@ def exact_flow(ns, x_start, t_start, t_end, mu=MU, s=S):
 def test_noise_schedules_closed_forms():
   with jax.enable_x64(True):
     sched = d.get_schedule("linear", 1000, dtype=jnp.float64)
-    disc = VPNoiseSchedule.discrete(sched)
+    disc = sched.continuous()
     n = np.array([0, 1, 499, 998, 999])
     tn = (n + 1) / 1000.0
     np.testing.assert_allclose(disc.marginal_log_mean_coeff(jnp.asarray(tn)),
                                0.5 * np.log(np.asarray(sched.alphas_cumprod)[n]), rtol=1e-12)
     np.testing.assert_allclose(disc.discrete_time_input(jnp.asarray(tn)), n, atol=1e-9)
-    lin = VPNoiseSchedule.linear(0.1, 20.0)
+    lin = gs.VPSDE(beta_min=0.1, beta_max=20.0)
     t = np.linspace(1e-3, 1.0, 7)
     # log alpha_t = -1/2 int_0^t beta(s) ds, beta(s) = 0.1 + 19.9 s (Song et al. 2021, VP SDE).
     np.testing.assert_allclose(lin.marginal_log_mean_coeff(jnp.asarray(t)),
                                -0.5 * (0.1 * t + 19.9 * t**2 / 2), rtol=1e-12)
-    cos = VPNoiseSchedule.cosine()
+    cos = gs.CosineVPSDE()
     f = lambda u: np.cos((u + 0.008) / 1.008 * np.pi / 2)
     tc = np.linspace(1e-3, cos.T, 7)
     np.testing.assert_allclose(cos.marginal_alpha(jnp.asarray(tc)) ** 2, (f(tc) / f(0)) ** 2,
@@ -83,21 +83,22 @@ def test_order1_equals_ddim_on_the_same_steps(schedule, spacing):
   """
   num_t = 1000
   sched = d.get_schedule(schedule, num_t)
-  ns = VPNoiseSchedule.discrete(sched)
+  ns = sched.continuous()
 
-  def net(x, t):  # a stand-in network: t is the zero-based step (int for DDIM, float here)
-    tf = jnp.asarray(t, jnp.float32)[:, None, None, None]
+  def net(x, t, cond=None):  # a stand-in network: t is the zero-based step (int or float)
+    tf = jnp.asarray(t, jnp.float32)
     return jnp.tanh(x * (1.0 + tf / num_t)) + 0.1 * jnp.sin(tf / 37.0)
 
-  tau = d.ddim_timesteps(num_t, 10, spacing)
+  tau = gs.ddim_timesteps(num_t, 10, spacing)
   key = jax.random.key(0)
   shape = (3, 4, 4, 1)
   x_T = jax.random.normal(key, shape)
-  ddim = d.ddim_sample(net, sched, key, shape, timesteps=tau, x_T=x_T)
+  ddim = gs.ddim_sample(net, sched, key, shape, timesteps=tau, x_T=x_T)
   ts = dpm.timesteps_from_discrete(tau, num_t)
+  eps_c = gs.denoiser(lambda x, t, c: net(x, ns.discrete_time_input(t)), ns)
   for method in ("singlestep", "multistep"):
-    out = dpm.dpm_solver_sample(dpm.discrete_eps_fn(net, ns), ns, key, shape, order=1,
-                                method=method, timesteps=ts, x_T=x_T, denoise_to_zero=True)
+    out = dpm.dpm_solver_sample(eps_c, ns, key, shape, order=1, method=method, timesteps=ts,
+                                x_T=x_T, denoise_to_zero=True)
     np.testing.assert_allclose(out, ddim, rtol=1e-4, atol=2e-5)
 
 
@@ -120,7 +121,7 @@ def _slope(ns_, errs):
 def test_convergence_order():
   """Error vs. a 1000-step reference falls as h^2 / h^3 (uniform logSNR steps, float64)."""
   with jax.enable_x64(True):
-    ns = VPNoiseSchedule.linear()
+    ns = gs.VPSDE()
     t_end = 1e-3
     x_T = jax.random.normal(jax.random.key(0), (16, 4), jnp.float64)
     lam = jnp.linspace(ns.marginal_lambda(1.0), ns.marginal_lambda(t_end), 1001)
@@ -147,7 +148,7 @@ def test_multistep_local_order():
   whose O(h^2) local error bounds its global order in the limit.)
   """
   with jax.enable_x64(True):
-    ns = VPNoiseSchedule.linear()
+    ns = gs.VPSDE()
     eps_fn = exact_eps_fn(ns)
     x_half = jnp.asarray(np.random.default_rng(0).normal(size=(8, 4)))
     lam0 = float(ns.marginal_lambda(0.5))
@@ -170,7 +171,7 @@ def test_multistep_local_order():
 def test_samples_match_gaussian_data(order, method):
   """50 NFE, logSNR steps: the mean and std of x at t_end = 1/N match N(alpha mu, ...)."""
   sched = d.get_schedule("linear", 1000)
-  ns = VPNoiseSchedule.discrete(sched)
+  ns = sched.continuous()
   n = 10_000
   x = np.asarray(dpm.dpm_solver_sample(exact_eps_fn(ns), ns, jax.random.key(1), (n, 4),
                                        steps=50, order=order, method=method,
@@ -183,7 +184,7 @@ def test_samples_match_gaussian_data(order, method):
 
 
 def test_trajectory_vmap_and_errors():
-  ns = VPNoiseSchedule.cosine()
+  ns = gs.CosineVPSDE()
   eps_fn = exact_eps_fn(ns)
   shape = (5, 4)
   key = jax.random.key(2)
@@ -193,8 +194,9 @@ def test_trajectory_vmap_and_errors():
         t_end=1e-3, trajectory_stride=2))
     x, traj = sample(key)
     n_steps = len(dpm.singlestep_orders(steps, 3)) if method == "singlestep" else steps
-    assert traj.shape == (len(d.trajectory_steps(n_steps, 2)),) + shape
-    np.testing.assert_allclose(traj[0], jax.random.normal(key, shape), rtol=1e-6)  # jit vs eager: ulps
+    assert traj.shape == (len(gs.trajectory_steps(n_steps, 2)),) + shape
+    x_T = jax.random.normal(jax.random.split(key)[0], shape)  # the prior draw's key
+    np.testing.assert_allclose(traj[0], x_T, rtol=1e-6)  # jit vs eager: ulps
     np.testing.assert_allclose(traj[-1], x)
     if method == "singlestep":
       keys = jax.random.split(key, 3)
@@ -221,9 +223,10 @@ def test_trajectory_vmap_and_errors():
 
 
 def test_model_wrappers_convert_to_eps():
-  """x0-, v- and score-networks become the same eps_fn(x, t_continuous) (continuous alpha, sigma)."""
+  """x0-, v- and score-networks become the same eps_fn(x, t_continuous) (continuous alpha, sigma)
+  through genjax.sampling.denoiser on the schedule's continuous view."""
   sched = d.get_schedule("cosine", 100)
-  ns = VPNoiseSchedule.discrete(sched)
+  ns = sched.continuous()
   eps_true = exact_eps_fn(ns)
   x = jax.random.normal(jax.random.key(0), (6, 4))
   t = jnp.linspace(0.02, 0.97, 6)
@@ -236,7 +239,8 @@ def test_model_wrappers_convert_to_eps():
       "score": lambda xx, tin: -eps_true(xx, step(tin)) / s,
   }
   for model_type, fn in outs.items():
-    got = dpm.eps_fn_from_model(fn, ns, model_type=model_type, discrete_time=True)(x, t)
+    net = lambda xx, tt, c, fn=fn: fn(xx, ns.discrete_time_input(tt))
+    got = gs.denoiser(net, ns, prediction=model_type)(x, t, None)
     np.testing.assert_allclose(got, eps_true(x, t), rtol=2e-4, atol=2e-5, err_msg=model_type)
-  with pytest.raises(ValueError, match="model_type"):
-    dpm.eps_fn_from_model(outs["eps"], ns, model_type="noise")
+  with pytest.raises(ValueError, match="prediction"):
+    gs.denoiser(outs["eps"], ns, prediction="noise")

@@ -1,0 +1,363 @@
+"""The one registry of samplers: it runs the entries of :mod:`genjax.sampling.catalog`.
+
+A family hands the sampling core a :class:`Model` (its noise process, its network as a function
+of ``(x, t, cond)``, what the network predicts) and the config's
+:class:`~genjax.sampling.catalog.SamplingConfig`; :func:`run` builds the denoiser for the view
+of the process the chosen sampler needs (a discrete DDPM model is sampled by DPM-Solver in
+continuous time, a VP SDE by ancestral DDPM on its discrete chain), applies classifier-free and
+classifier guidance, sets up inpainting, colorization or SDEdit, and calls the sampler. A
+sampler is added in one place: its catalog entry and its runner ``_run_<name>`` below.
+
+Example:
+  >>> model = Model(process=sched, model_fn=lambda x, t, c: net(x, t), prediction="v")
+  >>> cfg = SamplingConfig(sampler="dpm-solver-2", steps=20)
+  >>> x = run(model, cfg, jax.random.key(0), (16, 8, 8, 1))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from genjax.sampling import (ancestral, conditional, consistency, dpm_solver, edm, langevin,
+                             sde as sde_lib)
+from genjax.sampling.catalog import (MODES, SAMPLERS, SamplingConfig, resolve_steps,
+                                     sampler_names, tag, validate_config)
+from genjax.sampling.convert import denoiser
+from genjax.sampling.guidance import classifier_free_guidance, classifier_guidance
+from genjax.sampling.posterior import ClipRange
+from genjax.sampling.processes import VESDE, VPSDE
+from genjax.sampling.schedules import DiffusionSchedule, space_timesteps
+from genjax.typed_config import from_section
+
+__all__ = ["MODES", "Model", "SAMPLERS", "SamplingConfig", "class_labels", "from_config",
+           "make_sample_fn", "resolve_steps", "run", "tag", "validate"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """What a family hands the sampling core.
+
+  Attributes:
+    process: the noise process the network was trained on (a
+      :class:`~genjax.sampling.schedules.DiffusionSchedule` or a continuous process).
+    model_fn: ``model_fn(x, t, cond) -> out`` in the process's own time (the raw network
+      output in ``prediction``; 2C channels with a learned variance).
+    prediction: eps | x0 | v | score.
+    learned_variance: the output carries improved DDPM's variance channels.
+    kind: "denoiser" (any sampler), "consistency" (a consistency function: consistency
+      sampling only) or "student" (a progressive-distillation student: DDIM on its grid).
+    var_type: the ancestral sampler's reverse variance (fixed_large | fixed_small |
+      learned_range).
+    clip: clip the predicted x0 (images: (-1, 1)); samplers without an x0 step clip the output.
+    null_cond: the null condition of classifier-free guidance (a pytree like ``cond`` or a
+      callable ``cond -> null``); None if the model has none.
+    classifier_grad: ``grad_fn(x, t, cond) -> grad_x log p(y | x_t)`` in the process's time,
+      for classifier guidance; None without a classifier.
+    levels: NCSN's noise levels (annealed Langevin runs on them), or None.
+    student_steps: a distilled student's number of steps.
+  """
+  process: Any
+  model_fn: Callable[..., Any]
+  prediction: str = "eps"
+  learned_variance: bool = False
+  kind: str = "denoiser"
+  var_type: str = "fixed_large"
+  clip: ClipRange = None
+  null_cond: Any = None
+  classifier_grad: Optional[Callable[..., jax.Array]] = None
+  levels: Optional[np.ndarray] = None
+  student_steps: int = 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Views: the process a sampler runs on, and the model time of its times.
+# ------------------------------------------------------------------------------------------------
+
+
+def _view(model: Model, need: str):
+  """``(process, time_map)`` for a sampler that needs a ``"discrete"`` chain, a
+  ``"continuous"`` process, or the model's ``"native"`` one."""
+  p = model.process
+  if need == "discrete":
+    if isinstance(p, DiffusionSchedule):
+      return p, None
+    if isinstance(p, VPSDE):
+      sched, times = p.discrete_schedule()
+      return sched, lambda t: times[t]
+    raise ValueError(f"needs a discrete VP chain; {type(p).__name__} has none.")
+  if need == "continuous" and isinstance(p, DiffusionSchedule):
+    view = p.continuous()
+    return view, view.discrete_time_input
+  return p, None
+
+
+def _eps_fn(model: Model, view, time_map, cfg: SamplingConfig):
+  """The denoiser of ``model`` on ``view``, with the configured guidance."""
+  fn = model.model_fn if time_map is None else (lambda x, t, c: model.model_fn(x, time_map(t), c))
+  eps_fn = denoiser(fn, view, model.prediction, learned_variance=model.learned_variance)
+  if cfg.guidance_scale:
+    eps_fn = classifier_free_guidance(eps_fn, cfg.guidance_scale, model.null_cond)
+  if model.classifier_grad is not None:
+    grad = model.classifier_grad
+    if time_map is not None:
+      grad = lambda x, t, c, g=model.classifier_grad: g(x, time_map(t), c)
+    eps_fn = classifier_guidance(eps_fn, grad, cfg.classifier_scale)
+  return eps_fn
+
+
+def _clip_out(x, clip):
+  return x if clip is None else jnp.clip(x, clip[0], clip[1])
+
+
+# ------------------------------------------------------------------------------------------------
+# The samplers.
+# ------------------------------------------------------------------------------------------------
+
+
+def _call_ddpm(eps_fn, process, key, shape, cond, cfg, model, extra):
+  if cfg.repaint_resample > 1 or cfg.repaint_jump > 1:
+    if extra.get("constraint") is None:
+      raise ValueError("repaint_resample / repaint_jump resample a known region: use them with "
+                       "mode=inpaint or mode=colorize.")
+    if cfg.respacing:
+      raise ValueError("RePaint runs on the full chain; set respacing=''.")
+    return conditional.repaint_sample(
+        eps_fn, process, key, shape, constraint=extra["constraint"], cond=cond,
+        jump_length=cfg.repaint_jump, jump_n_sample=cfg.repaint_resample,
+        var_type=model.var_type, clip_x0=model.clip, x_T=extra.get("x_T"))
+  return ancestral.ddpm_sample(eps_fn, process, key, shape, cond=cond, var_type=model.var_type,
+                               clip_x0=model.clip, respacing=cfg.respacing or None, **extra)
+
+
+def _call_ddim(eps_fn, process, key, shape, cond, cfg, model, extra):
+  steps = resolve_steps(cfg, model)
+  if model.kind == "student":
+    if isinstance(process, DiffusionSchedule):
+      raise ValueError("A distilled student samples on its continuous grid.")
+  return ancestral.ddim_sample(eps_fn, process, key, shape, cond=cond, num_steps=steps,
+                               eta=cfg.eta, spacing=cfg.spacing,
+                               set_alpha_to_one=cfg.set_alpha_to_one, clip_x0=model.clip,
+                               **extra)
+
+
+def _call_pc(eps_fn, process, key, shape, cond, cfg, model, extra):
+  steps = resolve_steps(cfg, model)
+  x = sde_lib.pc_sample(eps_fn, process, key, shape, cond=cond, predictor=cfg.predictor,
+                        corrector=cfg.corrector, snr=cfg.snr,
+                        n_corrector_steps=cfg.n_corrector_steps,
+                        probability_flow=cfg.probability_flow, steps=steps,
+                        denoise=cfg.denoise, **extra)
+  return _clip_out(x, model.clip)
+
+
+def _call_langevin(eps_fn, process, key, shape, cond, cfg, model, extra):
+  steps = resolve_steps(cfg, model)
+  if model.levels is not None:  # NCSN: Song & Ermon's annealed Langevin on the trained levels
+    if "t_start" in extra:
+      raise ValueError("Annealed Langevin has no start time; use edm-heun for img2img.")
+    lim = (-1.0, 1.0) if model.clip is not None else (-4.0, 4.0)
+    return langevin.annealed_langevin_sample(
+        eps_fn, process, key, shape, sigmas=model.levels, cond=cond, n_steps_each=steps,
+        step_lr=cfg.step_lr, denoise=cfg.denoise, init_range=lim, **extra)
+  x = sde_lib.pc_sample(eps_fn, process, key, shape, cond=cond, predictor="none",
+                        corrector=cfg.corrector if cfg.corrector != "none" else "langevin",
+                        snr=cfg.snr, n_corrector_steps=cfg.n_corrector_steps, steps=steps,
+                        denoise=cfg.denoise, **extra)
+  return _clip_out(x, model.clip)
+
+
+def _call_ode(method):
+  def call(eps_fn, process, key, shape, cond, cfg, model, extra):
+    x = sde_lib.ode_sample(eps_fn, process, key, shape, cond=cond, method=method,
+                           steps=resolve_steps(cfg, model), denoise=cfg.denoise, **extra)
+    return _clip_out(x, model.clip)
+  return call
+
+
+def _call_ode_adaptive(eps_fn, process, key, shape, cond, cfg, model, extra):
+  x, _ = sde_lib.ode_sample_adaptive(eps_fn, process, key, shape, cond=cond, rtol=cfg.rtol,
+                                     atol=cfg.atol, denoise=cfg.denoise,
+                                     **{k: v for k, v in extra.items() if k != "constraint"})
+  return _clip_out(x, model.clip)
+
+
+def _call_pc_ode(eps_fn, process, key, shape, cond, cfg, model, extra):
+  """Half the batch from PC, half from the ODE (Heun, half the steps): the 2-D scatter."""
+  h = shape[0] // 2
+  k1, k2 = jax.random.split(key)
+  first = lambda c: None if c is None else jax.tree.map(lambda a: a[:h], c)
+  second = lambda c: None if c is None else jax.tree.map(lambda a: a[h:], c)
+  steps = resolve_steps(cfg, model)
+  a = _call_pc(eps_fn, process, k1, (h,) + tuple(shape[1:]), first(cond), cfg, model, {})
+  b = sde_lib.ode_sample(eps_fn, process, k2, (shape[0] - h,) + tuple(shape[1:]),
+                         cond=second(cond), method="heun", steps=max(steps // 2, 1),
+                         denoise=cfg.denoise)
+  return jnp.concatenate([a, _clip_out(b, model.clip)])
+
+
+def _call_dpm(order):
+  def call(eps_fn, process, key, shape, cond, cfg, model, extra):
+    x = dpm_solver.dpm_solver_sample(eps_fn, process, key, shape, cond=cond,
+                                     steps=resolve_steps(cfg, model), order=order,
+                                     method=cfg.dpm_method, skip_type=cfg.dpm_skip_type,
+                                     denoise_to_zero=cfg.dpm_denoise, **extra)
+    return _clip_out(x, model.clip)
+  return call
+
+
+def _call_edm(eps_fn, process, key, shape, cond, cfg, model, extra):
+  x = edm.edm_heun_sample(eps_fn, process, key, shape, cond=cond,
+                          steps=resolve_steps(cfg, model), rho=cfg.rho, s_churn=cfg.s_churn,
+                          s_noise=cfg.s_noise, s_tmin=cfg.s_tmin,
+                          s_tmax=cfg.s_tmax if cfg.s_tmax > 0 else float("inf"), **extra)
+  return _clip_out(x, model.clip)
+
+
+def _call_consistency(eps_fn, process, key, shape, cond, cfg, model, extra):
+  steps = resolve_steps(cfg, model)
+  taus = (np.asarray(cfg.taus, np.float64) if cfg.taus
+          else consistency.default_taus(steps, process.sigma_min, process.sigma_max,
+                                        cfg.rho))
+  if len(taus) != steps - 1:
+    raise ValueError(f"sampling.taus must hold steps - 1 = {steps - 1} levels, got {len(taus)}.")
+  x = consistency.consistency_sample(eps_fn, process, key, shape, cond=cond, taus=taus,
+                                     **{k: v for k, v in extra.items() if k != "t_start"})
+  return _clip_out(x, model.clip)
+
+
+_RUNNERS = {
+    "ddpm": _call_ddpm, "ddim": _call_ddim, "pc": _call_pc, "langevin": _call_langevin,
+    "ode-euler": _call_ode("euler"), "ode-heun": _call_ode("heun"),
+    "ode-adaptive": _call_ode_adaptive, "pc+ode": _call_pc_ode,
+    "dpm-solver-1": _call_dpm(1), "dpm-solver-2": _call_dpm(2), "dpm-solver-3": _call_dpm(3),
+    "edm-heun": _call_edm, "consistency": _call_consistency,
+}
+assert set(_RUNNERS) == set(SAMPLERS), "every catalog entry needs its runner"
+
+
+def validate(cfg: SamplingConfig, model: Optional[Model] = None) -> None:
+  """Clear errors for a sampling config before any work: the model-free checks of
+  :func:`~genjax.sampling.catalog.validate_config`, then whether the sampler can sample this
+  model, and the guidance the model can do.
+
+  Raises:
+    ValueError: naming the field and what it accepts.
+  """
+  validate_config(cfg)
+  if model is None:
+    return
+  s = SAMPLERS[cfg.sampler]
+  if cfg.respacing and isinstance(model.process, DiffusionSchedule):
+    space_timesteps(model.process.num_timesteps, cfg.respacing)  # raises on a bad spec
+  if model.kind not in s.kinds:
+    valid = [n for n, e in SAMPLERS.items() if model.kind in e.kinds]
+    raise ValueError(f"sampling.sampler={cfg.sampler!r} cannot sample a {model.kind} model; "
+                     f"valid: {', '.join(valid)}.")
+  kind = model.process.kind
+  if kind not in s.processes:
+    need = ("a discrete VP chain (a DDPM schedule or a VP SDE)" if s.view == "discrete"
+            else " | ".join(s.processes))
+    raise ValueError(f"sampling.sampler={cfg.sampler!r} runs on {need}, not "
+                     f"{type(model.process).__name__}; valid here: "
+                     f"{', '.join(sampler_names(kind, model.kind))}.")
+  if cfg.predictor == "ancestral_sampling" and cfg.sampler in ("pc", "pc+ode") and not isinstance(
+      model.process, (VPSDE, VESDE)):
+    raise ValueError("sampling.predictor=ancestral_sampling needs a VP or VE SDE; use "
+                     "reverse_diffusion or euler_maruyama.")
+  if cfg.guidance_scale and model.null_cond is None:
+    raise ValueError("sampling.guidance_scale needs a model that also learned the null "
+                     "condition: train a conditional model with diffusion.cond_drop_prob > 0 "
+                     "(e.g. configs/ddpm_cfg.py), or sample with guidance_scale=0.")
+
+
+def class_labels(num: int, num_classes: int, label: int) -> Optional[jax.Array]:
+  """The labels of ``num`` samples: every class in turn (``label = -1``) or one class; None for
+  an unlabelled model.
+
+  Raises:
+    ValueError: ``label`` is not a class.
+  """
+  if not num_classes:
+    return None
+  if label >= num_classes:
+    raise ValueError(f"sampling.label={label} is not a class of this model "
+                     f"(0..{num_classes - 1}, or -1 for all classes in turn).")
+  return jnp.arange(num) % num_classes if label < 0 else jnp.full((num,), label)
+
+
+def run(model: Model, cfg: SamplingConfig, key: jax.Array, shape, *, cond=None,
+        inputs: Optional[dict] = None, trajectory_stride: Optional[int] = None):
+  """Samples ``model`` with the configured sampler, guidance and mode.
+
+  Args:
+    model: the family's :class:`Model`.
+    cfg: the sampling config (``validate`` it once before jitting).
+    key: PRNG key.
+    shape: ``(B, ...)``.
+    cond: the condition passed to the denoiser (labels, embeddings, ...).
+    inputs: for ``mode`` inpaint / colorize / img2img: ``{"known": [B, ...]}`` plus, for
+      inpainting, ``"mask"`` (1 = known), broadcastable to ``known``.
+    trajectory_stride: also return the trajectory (samplers that record one).
+
+  Returns:
+    ``[B, ...]`` samples (or ``(x, trajectory)``).
+  """
+  s = SAMPLERS[cfg.sampler]
+  view, time_map = _view(model, s.view)
+  eps_fn = _eps_fn(model, view, time_map, cfg)
+  extra = {}
+  if trajectory_stride is not None:
+    extra["trajectory_stride"] = trajectory_stride
+  if cfg.mode != "sample":
+    if inputs is None or "known" not in inputs:
+      raise ValueError(f"mode={cfg.mode} needs inputs={{'known': images}} (sample.py --input).")
+    known = jnp.asarray(inputs["known"])
+    k_mode, key = jax.random.split(key)
+    if cfg.mode == "inpaint":
+      if "mask" not in inputs:
+        raise ValueError("mode=inpaint needs inputs['mask'] (1 where the input is known).")
+      extra["constraint"] = conditional.replacement(known, inputs["mask"])
+    elif cfg.mode == "colorize":
+      if shape[-1] != 3:
+        raise ValueError(f"mode=colorize needs RGB images (3 channels), got shape {shape}.")
+      extra["constraint"] = conditional.colorization(known)
+    else:
+      t0 = conditional.start_time(view, cfg.strength)
+      extra["t_start"] = t0
+      extra["x_T"] = conditional.noised_start(view, known, t0, k_mode)
+  return _RUNNERS[cfg.sampler](eps_fn, view, key, shape, cond, cfg, model, extra)
+
+
+def from_config(section, default: str) -> SamplingConfig:
+  """The typed ``config.sampling`` section with ``sampler = default`` when it names none,
+  checked (:func:`validate` without a model)."""
+  cfg = from_section(SamplingConfig, section if section is not None else {}, where="sampling")
+  if not cfg.sampler:
+    cfg = dataclasses.replace(cfg, sampler=default)
+  validate(cfg)
+  return cfg
+
+
+def make_sample_fn(cfg: SamplingConfig, model_of: Callable[[Any], Model], shape,
+                   cond_of: Optional[Callable[[int], Any]] = None):
+  """A family's ``sample(params, key, num, inputs=None) -> [num, *shape]``.
+
+  Args:
+    cfg: the sampling config.
+    model_of: ``model_of(params) -> Model``; ``model_of(None)`` must build (it is validated
+      against ``cfg`` here, before any work).
+    shape: one example's shape.
+    cond_of: ``cond_of(num) -> cond`` (e.g. :func:`class_labels`), or None.
+  """
+  validate(cfg, model_of(None))
+
+  def sample(params, key, num, inputs=None):
+    cond = None if cond_of is None else cond_of(num)
+    return run(model_of(params), cfg, key, (num, *tuple(shape)), cond=cond, inputs=inputs)
+
+  return sample
