@@ -260,3 +260,83 @@ def test_trajectories_vmap_jit_and_validation():
     gs.ddpm_sample(eps_fn, sched, key, shape, trajectory_stride=0)
   with pytest.raises(ValueError, match="clip_x0"):
     gs.ddim_sample(eps_fn, sched, key, shape, clip_x0=1.0)
+
+
+def test_ddim_eta_half_is_the_papers_sigma():
+  """Song et al. 2021 eq. 16: sigma = eta sqrt((1 - abar_s)/(1 - abar_t)) sqrt(1 - abar_t/abar_s),
+  i.e. sigma^2 = eta^2 beta~ (seed 003 writes eta beta~; the paper is right). One step from a
+  fixed x_t with a fixed eps: the output's mean is the deterministic update and its variance
+  sigma^2, which at eta = 0.5 is a quarter of beta~ (not a half)."""
+  sched = d.get_schedule("linear", 1000)
+  abar = np.cumprod(1 - d.get_beta_schedule("linear", 1000))
+  t, s = 600, 400
+  eta = 0.5
+  n = 200000
+  x_t = jnp.full((n, 1), 0.7)
+  eps = lambda x, tt, c=None: jnp.full_like(x, 0.3)
+  out = np.asarray(jax.jit(lambda k: gs.ddim_sample(eps, sched, k, (n, 1), timesteps=[t, s],
+                                                    eta=eta, x_T=x_t))(jax.random.key(0)))
+  # The first step (t -> s) then the deterministic last step to x0: x0 = (x_s - sqrt(1-a_s)
+  # eps) / sqrt(a_s), an affine map with slope 1 / sqrt(a_s).
+  a_t, a_s = abar[t], abar[s]
+  sigma = eta * np.sqrt((1 - a_s) / (1 - a_t)) * np.sqrt(1 - a_t / a_s)
+  x0 = (0.7 - np.sqrt(1 - a_t) * 0.3) / np.sqrt(a_t)
+  x_s = np.sqrt(a_s) * x0 + np.sqrt(1 - a_s - sigma**2) * 0.3
+  final = (x_s - np.sqrt(1 - a_s) * 0.3) / np.sqrt(a_s)
+  assert abs(out.mean() - final) < 5 * sigma / np.sqrt(a_s) / np.sqrt(n)
+  np.testing.assert_allclose(out.var() * a_s, sigma**2, rtol=0.02)
+  beta_tilde = (1 - a_s) / (1 - a_t) * (1 - a_t / a_s)
+  np.testing.assert_allclose(sigma**2, eta**2 * beta_tilde, rtol=1e-12)
+  assert abs(out.var() * a_s / (eta * beta_tilde) - 1) > 0.4  # not the seed's eta beta~
+
+
+def test_ddim_last_step_conventions():
+  """set_alpha_to_one=True ends on the predicted x0; False lands on abar_0 (diffusers'
+  DDIMScheduler(set_alpha_to_one=False)): from step 0 that is the identity."""
+  sched = d.get_schedule("linear", 100)
+  x_T = jax.random.normal(jax.random.key(0), (4, 3))
+  eps = lambda x, t, c=None: 0.2 * x + 0.01 * t
+  one = gs.ddim_sample(eps, sched, jax.random.key(1), (4, 3), timesteps=[50, 0], x_T=x_T)
+  first = gs.ddim_sample(eps, sched, jax.random.key(1), (4, 3), timesteps=[50, 0], x_T=x_T,
+                         set_alpha_to_one=False)
+  a = np.asarray(sched.alphas_cumprod)
+  x0 = (x_T - np.sqrt(1 - a[50]) * eps(x_T, 50)) / np.sqrt(a[50])
+  x_0 = np.sqrt(a[0]) * x0 + np.sqrt(1 - a[0]) * eps(x_T, 50)   # the step 50 -> 0
+  np.testing.assert_allclose(first, x_0, rtol=1e-5, atol=1e-6)      # then 0 -> abar_0: x_0
+  e0 = eps(x_0, 0)
+  np.testing.assert_allclose(one, (x_0 - np.sqrt(1 - a[0]) * e0) / np.sqrt(a[0]), rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_ddpm_classifier_guidance_is_a_mean_shift_by_sigma():
+  """Dhariwal & Nichol 2021 Algorithm 1: x_{t-1} ~ N(mu + s Sigma grad, Sigma) with the
+  sampler's own Sigma: beta~ (fixed_small), beta (fixed_large) or the learned one. The eps-form
+  shift s beta / sqrt(alpha) grad would differ by (1 - abar_{t-1}) / (1 - abar_t) / sqrt(alpha)."""
+  sched = d.get_schedule("linear", 50)
+  n = 8
+  x_T = jnp.linspace(-1, 1, n * 2).reshape(n, 2)
+  g = jnp.asarray([0.4, -0.2])
+  eps = lambda x, t, c=None: 0.1 * x
+  guided = gs.classifier_guidance(eps, lambda x, t, c: jnp.broadcast_to(g, x.shape), 2.0)
+  for var_type, var_values in (("fixed_small", None), ("fixed_large", None),
+                               ("learned_range", 0.3)):
+    def with_var(fn):
+      if var_values is None:
+        return fn
+      return lambda x, t, c=None: gs.Prediction(gs.as_prediction(fn(x, t, c)).eps,
+                                                jnp.full_like(x, var_values),
+                                                gs.as_prediction(fn(x, t, c)).log_p_grad)
+    plain = gs.ddpm_sample(with_var(eps), sched, jax.random.key(0), (n, 2), var_type=var_type,
+                           x_T=x_T, t_start=9, respacing=None)
+    shifted = gs.ddpm_sample(with_var(guided), sched, jax.random.key(0), (n, 2),
+                             var_type=var_type, x_T=x_T, t_start=9)
+    # One step at a time with the same key: run just the first step (t = 9 -> 8) both ways.
+    step = lambda fn: gs.ancestral.ddpm_step_fn(fn, sched, var_type=var_type)(
+        x_T, (jnp.asarray(9), jax.random.key(3)))
+    out_p, out_g = step(with_var(eps)), step(with_var(guided))
+    _, log_var = d.model_variance(sched, jnp.asarray(9), (n, 2), var_type,
+                                  None if var_values is None else jnp.full((n, 2), var_values))
+    np.testing.assert_allclose(out_g - out_p,
+                               np.broadcast_to(2.0 * np.exp(np.asarray(log_var)) * g, (n, 2)),
+                               rtol=1e-5, atol=1e-7)
+    assert np.all(np.isfinite(np.asarray(plain))) and np.all(np.isfinite(np.asarray(shifted)))
