@@ -1,14 +1,16 @@
 """Sample quality against the number of network evaluations (NFE), for every fast sampler.
 
-  python benchmarks/nfe_quality.py --out runs/nfe_quality                       # 2-D + digits
-  python benchmarks/nfe_quality.py --datasets swiss_roll --nfes 10,20,50,100,1000 --num 2000
-  python benchmarks/nfe_quality.py --datasets digits --nfes 1000 --samplers EDM-Heun --resume
+  python -m benchmarks.nfe_quality --out runs/nfe_quality                       # 2-D + digits
+  python -m benchmarks.nfe_quality --datasets swiss_roll --nfes 10,20,50,100,1000 --num 2000
+  python -m benchmarks.nfe_quality --datasets digits --nfes 1000 --samplers EDM-Heun --resume
+  python -m benchmarks.nfe_quality --smoke                     # a quick end-to-end check
 
 ``--resume`` keeps the cells already in ``--out/nfe_quality.json`` and runs only the missing
 ones; ``--samplers`` restricts the rows (comma-separated names from the table below).
 
-For each dataset this trains (or reuses, from ``--out/<dataset>_{vp,edm}``) two models with the
-repo's configs: a VP score SDE (``configs/sde_2d.py`` / ``configs/sde_vp.py``) and an EDM
+For each dataset this trains (or reuses: a finished run of the same config in
+``--out/<dataset>_{vp,edm}``, ``benchmarks.common.train_or_reuse``) two models with the repo's
+configs: a VP score SDE (``configs/sde_2d.py`` / ``configs/sde_vp.py``) and an EDM
 denoiser (``configs/edm_2d.py`` / ``configs/edm.py``), then samples at each NFE with:
 
   ==============  =====================================================  ==============
@@ -27,23 +29,39 @@ Quality: 2-D: the sliced 2-Wasserstein distance to held-out points (256 random d
 is the first row). Digits: the Frechet distance in the shipped digits classifier's feature space
 against the 270 test digits (``genjax.metrics.sample_quality``), with its real-vs-real floor.
 Writes ``nfe_quality.json``, ``nfe_quality.md`` and ``nfe_quality.png`` into ``--out``.
+
+``--smoke``: both datasets, 2 training steps per model, NFE 10 only, 64 samples, into
+``runs/nfe_quality_smoke`` unless ``--out`` is given; its figures mean nothing.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import os
-import sys
-import time
 
+from absl import flags
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from benchmarks import common
 
 SAMPLERS = ("DDPM", "DDIM", "PC", "ODE-Heun", "DPM-Solver-2", "DPM-Solver-3", "EDM-Heun")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("datasets", ["swiss_roll", "digits"], "Datasets: digits and/or 2-D toys "
+                  "(swiss_roll, 8gaussians, moons, checkerboard).")
+flags.DEFINE_list("nfes", ["10", "20", "50", "100", "1000"], "Target NFEs (the columns).")
+flags.DEFINE_integer("num", 2000, "Samples per cell (2-D); digits: min(num, 1000).",
+                     lower_bound=2)
+flags.DEFINE_integer("batch", 1000, "Samples per jitted sampling call.", lower_bound=1)
+flags.DEFINE_integer("train_steps", 5000, "Training steps of each model.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Sampling seed (and the floor's subsets).", lower_bound=0)
+flags.DEFINE_string("out", None, "Output directory: tables, plot and the trained models "
+                    "(default runs/nfe_quality, or runs/nfe_quality_smoke with --smoke).")
+flags.DEFINE_list("samplers", list(SAMPLERS), "Rows to run: " + ", ".join(SAMPLERS) + ".")
+flags.DEFINE_bool("resume", False, "Keep the cells already in --out/nfe_quality.json; run only "
+                  "the others.")
+flags.DEFINE_bool("smoke", False, "A quick end-to-end check: 2 training steps per model, NFE 10, "
+                  "64 samples; the figures mean nothing.")
 
 
 def sliced_wasserstein(x, y, key=0, num_projections=256) -> float:
@@ -57,26 +75,6 @@ def sliced_wasserstein(x, y, key=0, num_projections=256) -> float:
   return float(np.sqrt(np.mean((px - py) ** 2)))
 
 
-def _config(name, overrides):
-  config = importlib.import_module(f"configs.{name}").get_config()
-  for k, v in overrides.items():
-    sec, field = k.split(".")
-    config[sec][field] = v
-  return config
-
-
-def _train(config, workdir):
-  from genjax.training import run as run_lib
-  from genjax.training.checkpoint import Checkpointer
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=1, async_save=False)
-  done = ckpt.latest_step() == config.training.num_steps
-  ckpt.close()
-  t0 = time.time()
-  if not done:
-    run_lib.train_and_evaluate(config, workdir)
-  return time.time() - t0
-
-
 def _steps_for(sampler, nfe):
   if sampler in ("PC", "ODE-Heun"):
     return max(nfe // 2, 1)
@@ -85,58 +83,58 @@ def _steps_for(sampler, nfe):
   return nfe
 
 
-def _sampler_overrides(sampler, steps):
+def _sampling_fields(sampler, steps) -> dict:
+  """The ``config.sampling`` fields of one row (genjax.sampling.SamplingConfig)."""
   if sampler == "DDPM":
-    return {"sampling.sampler": "ddim", "sampling.eta": 1.0, "sampling.steps": steps}
+    return {"sampler": "ddim", "eta": 1.0, "steps": steps}
   if sampler == "DDIM":
-    return {"sampling.sampler": "ddim", "sampling.eta": 0.0, "sampling.steps": steps}
+    return {"sampler": "ddim", "eta": 0.0, "steps": steps}
   if sampler == "PC":
-    return {"sampling.sampler": "pc", "sampling.steps": steps, "sampling.snr": 0.01}
+    return {"sampler": "pc", "steps": steps, "snr": 0.01}
   if sampler == "ODE-Heun":
-    return {"sampling.sampler": "ode-heun", "sampling.steps": steps, "sampling.denoise": False}
+    return {"sampler": "ode-heun", "steps": steps, "denoise": False}
   if sampler.startswith("DPM-Solver"):
-    return {"sampling.sampler": f"dpm-solver-{sampler[-1]}", "sampling.steps": steps}
-  return {"sampling.sampler": "edm-heun", "sampling.steps": steps}
+    return {"sampler": f"dpm-solver-{sampler[-1]}", "steps": steps}
+  return {"sampler": "edm-heun", "steps": steps}
 
 
-def _real_nfe(sampler, steps):
-  from genjax.score import edm_heun_nfe, pc_nfe
-  if sampler in ("PC",):
-    return pc_nfe(steps)
+def _real_nfe(sampler, steps) -> int:
+  """Network evaluations per sample of a row at ``steps``."""
+  from genjax import sampling
+  if sampler == "PC":
+    return sampling.pc_nfe(steps)
   if sampler == "ODE-Heun":
     return 2 * steps
   if sampler == "EDM-Heun":
-    return edm_heun_nfe(steps)
-  if sampler in ("DDPM", "DDIM"):
-    from genjax.diffusion import ddim_timesteps
-    return len(ddim_timesteps(1000, steps))
-  return steps
+    return sampling.edm_heun_nfe(steps)
+  if sampler.startswith("DPM-Solver"):
+    return sampling.dpm_solver_nfe(steps, int(sampler[-1]), "multistep")
+  return steps  # DDIM on the VP SDE: one evaluation per grid time
 
 
-def run_dataset(dataset, args):
-  import jax
+def run_dataset(dataset, num, previous, done_results, out):
   from genjax.training import run as run_lib
-  from genjax.training.sampling import generate
   points = dataset != "digits"
   base_vp, base_edm = ("sde_2d", "edm_2d") if points else ("sde_vp", "edm")
-  common = {"training.num_steps": args.train_steps, "training.progress": False,
-            "training.sample_every": 0, "training.ckpt_every": args.train_steps,
-            "training.tensorboard": False}
+  common_fields = {"training.num_steps": FLAGS.train_steps, "training.sample_every": 0,
+                   "training.ckpt_every": FLAGS.train_steps, "training.tensorboard": False}
   if points:
-    common["data.dataset"] = dataset
+    common_fields["data.dataset"] = dataset
   models = {}
   for kind, cfg_name in (("vp", base_vp), ("edm", base_edm)):
-    config = _config(cfg_name, common)
-    workdir = os.path.join(args.out, f"{dataset}_{kind}")
-    secs = _train(config, workdir)
-    models[kind] = (cfg_name, workdir, secs)
-    print(f"[{dataset}] {kind}: trained in {secs:.0f}s ({workdir})", flush=True)
+    config = common.load_config(cfg_name, common_fields)
+    workdir = os.path.join(out, f"{dataset}_{kind}")
+    trained = common.train_or_reuse(config, workdir)
+    models[kind] = (config, workdir, trained)
+    how = "reused" if trained.reused else "trained"
+    print(f"[{dataset}] {kind}: {how} ({workdir}, step {trained.step}, "
+          f"{common.fmt(trained.train_s)} s)", flush=True)
 
-  run0, _ = run_lib.restore(_config(base_vp, common), models["vp"][1])
-  test = np.asarray(run0.dataset.test.get(np.arange(min(len(run0.dataset.test), args.num)))["x"])
+  run0, _ = run_lib.restore(models["vp"][0], models["vp"][1])
+  test = np.asarray(run0.dataset.test.get(np.arange(min(len(run0.dataset.test), num)))["x"])
   rows = []
   if points:  # SW2 of n points is noisy: the floor is the mean (std) over 5 train subsets
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(FLAGS.seed)
     vals = [sliced_wasserstein(np.asarray(run0.dataset.train.get(
         np.sort(rng.choice(len(run0.dataset.train), len(test), replace=False)))["x"]), test)
             for _ in range(5)]
@@ -146,47 +144,42 @@ def run_dataset(dataset, args):
     base = sample_quality(test, baseline=True)["baseline"]
     floor = {"fd_digits": base["fd_digits"], "fd_digits_std": base.get("fd_digits_std", 0.0)}
   print(json.dumps({"dataset": dataset, "floor": floor}), flush=True)
-  cache = {}
-  if args.resume:  # keep what an earlier run of the same cells measured
-    for old in args.previous:
-      if old["dataset"] == dataset and old["num_samples"] == args.num:
-        # (rows written before the metric keys were named by feature space: "fd")
-        rows.extend({("fd_digits" if k == "fd" else k): v for k, v in r.items()}
-                    for r in old["rows"])
+  for old in previous:  # with --resume: keep what an earlier run of the same cells measured
+    if old["dataset"] == dataset and old["num_samples"] == num:
+      # (rows written before the metric keys were named by feature space: "fd")
+      rows.extend({("fd_digits" if k == "fd" else k): v for k, v in r.items()}
+                  for r in old["rows"])
   done = {(r["sampler"], r["nfe_target"]) for r in rows}
   result = {"dataset": dataset, "floor": floor, "rows": rows,
-            "train_s": {k: round(v[2], 1) for k, v in models.items()},
-            "train_steps": args.train_steps, "num_samples": args.num}
-  for sampler in args.samplers:
+            "train_s": {k: None if v[2].train_s is None else round(v[2].train_s, 1)
+                        for k, v in models.items()},
+            "train_steps": FLAGS.train_steps, "num_samples": num}
+  states = {}
+  for sampler in FLAGS.samplers:
     kind = "edm" if sampler == "EDM-Heun" else "vp"
-    cfg_name, workdir, _ = models[kind]
-    for nfe in args.nfes:
+    config, workdir, _ = models[kind]
+    for nfe in [int(n) for n in FLAGS.nfes]:
       if (sampler, nfe) in done:
-        print(f"[{dataset}] {sampler} NFE {nfe}: kept from {args.out}", flush=True)
+        print(f"[{dataset}] {sampler} NFE {nfe}: kept from {out}", flush=True)
         continue
       steps = _steps_for(sampler, nfe)
-      config = _config(cfg_name, dict(common, **_sampler_overrides(sampler, steps)))
-      if (kind, workdir) not in cache:
-        cache[kind, workdir] = run_lib.restore(config, workdir)[1]
-      state = cache[kind, workdir]
-      run = run_lib.build_run(config)
-      t0 = time.time()
-      x = generate(run.method, state.ema_params, jax.random.key(args.seed), args.num,
-                   args.batch, progress=False)
-      secs = time.time() - t0
+      if kind not in states:
+        states[kind] = run_lib.restore(config, workdir)[1]
+      s = common.sample(common.method_for(config, **_sampling_fields(sampler, steps)),
+                        states[kind].ema_params, num, seed=FLAGS.seed, batch=FLAGS.batch)
       row = {"dataset": dataset, "sampler": sampler, "nfe_target": nfe,
-             "nfe": _real_nfe(sampler, steps), "steps": steps, "sample_s": round(secs, 2),
-             "finite": bool(np.all(np.isfinite(x)))}
-      x = np.nan_to_num(x, nan=0.0, posinf=1e3, neginf=-1e3)
+             "nfe": _real_nfe(sampler, steps), "steps": steps, "sample_s": round(s.seconds, 2),
+             "finite": s.finite}
+      x = np.nan_to_num(s.x, nan=0.0, posinf=1e3, neginf=-1e3)
       if points:
         row["sw2"] = sliced_wasserstein(x, test)
       else:
         from genjax.metrics import sample_quality
         # clipped to [-1, 1] as a PNG would be (a diverged sampler's values are far outside)
-        row["fd_digits"] = sample_quality(np.clip(x, -1, 1), baseline=False)["fd_digits"]
+        row["fd_digits"] = sample_quality(s.as_images(), baseline=False)["fd_digits"]
       rows.append(row)
       print(json.dumps(row), flush=True)
-      write_outputs(args.done + [result], args.out)  # partial tables survive an interruption
+      write_outputs(done_results + [result], out)  # partial tables survive an interruption
   return result
 
 
@@ -194,17 +187,17 @@ def write_outputs(results, out):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  with open(os.path.join(out, "nfe_quality.json"), "w") as f:
-    json.dump(results, f, indent=1)
+  common.write_json(os.path.join(out, "nfe_quality.json"), results)
   lines = []
   for res in results:
     metric = "sw2" if "sw2" in res["floor"] else "fd_digits"
     nfes = sorted({r["nfe_target"] for r in res["rows"]})
     spread = (f" +- {res['floor'][metric + '_std']:.3f}" if metric + "_std" in res["floor"]
               else "")
-    lines.append(f"**{res['dataset']}** ({metric.upper() if metric == 'sw2' else metric}, lower is better; "
-                 f"{res['num_samples']} samples; models trained {res['train_steps']} steps; "
-                 f"data-vs-data floor {res['floor'][metric]:.3f}{spread})\n")
+    lines.append(f"**{res['dataset']}** ({metric.upper() if metric == 'sw2' else metric}, "
+                 f"lower is better; {res['num_samples']} samples; models trained "
+                 f"{res['train_steps']} steps; data-vs-data floor "
+                 f"{res['floor'][metric]:.3f}{spread})\n")
     lines.append("| sampler | " + " | ".join(f"NFE {n}" for n in nfes) + " |")
     lines.append("|---" * (len(nfes) + 1) + "|")
     for s in SAMPLERS:
@@ -239,40 +232,34 @@ def write_outputs(results, out):
   plt.close(fig)
 
 
-def main():
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--datasets", default="swiss_roll,digits")
-  p.add_argument("--nfes", default="10,20,50,100,1000")
-  p.add_argument("--num", type=int, default=2000, help="samples per cell (2-D); digits: min(num, 1000)")
-  p.add_argument("--batch", type=int, default=1000)
-  p.add_argument("--train_steps", type=int, default=5000)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--out", default="runs/nfe_quality")
-  p.add_argument("--samplers", default=",".join(SAMPLERS),
-                 help="comma-separated rows to run: " + ", ".join(SAMPLERS))
-  p.add_argument("--resume", action="store_true",
-                 help="keep the cells already in --out/nfe_quality.json; run only the others")
-  args = p.parse_args()
-  args.nfes = [int(n) for n in args.nfes.split(",")]
-  args.samplers = [s.strip() for s in args.samplers.split(",")]
-  unknown = sorted(set(args.samplers) - set(SAMPLERS))
+def main(argv):
+  del argv
+  from genjax import cli
+  unknown = sorted(set(FLAGS.samplers) - set(SAMPLERS))
   if unknown:
-    p.error(f"unknown --samplers {unknown}; valid: {', '.join(SAMPLERS)}")
-  previous_path = os.path.join(args.out, "nfe_quality.json")
-  args.previous = []
-  if args.resume and os.path.exists(previous_path):
+    raise cli.UsageError(f"unknown --samplers {unknown}; valid: {', '.join(SAMPLERS)}.")
+  try:
+    [int(n) for n in FLAGS.nfes]
+  except ValueError:
+    raise cli.UsageError(f"--nfes must be integers, got {','.join(FLAGS.nfes)}.") from None
+  if FLAGS.smoke:
+    FLAGS.train_steps, FLAGS.nfes, FLAGS.num = 2, ["10"], min(FLAGS.num, 64)
+  out = FLAGS.out or os.path.join("runs", "nfe_quality_smoke" if FLAGS.smoke else "nfe_quality")
+  previous_path = os.path.join(out, "nfe_quality.json")
+  previous = []
+  if FLAGS.resume and os.path.exists(previous_path):
     with open(previous_path) as f:
-      args.previous = json.load(f)
-  os.makedirs(args.out, exist_ok=True)
+      previous = json.load(f)
+  os.makedirs(out, exist_ok=True)
   results = []
-  for ds in args.datasets.split(","):
-    a = argparse.Namespace(**vars(args), done=list(results))
-    if ds == "digits":
-      a.num = min(args.num, 1000)
-    results.append(run_dataset(ds, a))
-    write_outputs(results, args.out)
-  print(open(os.path.join(args.out, "nfe_quality.md")).read())
+  for ds in FLAGS.datasets:
+    num = min(FLAGS.num, 1000) if ds == "digits" else FLAGS.num
+    results.append(run_dataset(ds, num, previous, list(results), out))
+    write_outputs(results, out)
+  with open(os.path.join(out, "nfe_quality.md")) as f:
+    print(f.read())
 
 
 if __name__ == "__main__":
-  main()
+  from genjax import cli
+  cli.run(main)

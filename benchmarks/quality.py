@@ -1,7 +1,8 @@
-"""One sample-quality table across model families, on the embedded digits (issue 5).
+"""One sample-quality table across model families, on the embedded digits.
 
-  python benchmarks/quality.py --budget_s 300 --num 500 --out runs/quality
-  python benchmarks/quality.py --only "VAE,GAN" --budget_s 60      # a subset of rows
+  python -m benchmarks.quality --budget_s 300 --num 500 --out runs/quality
+  python -m benchmarks.quality --only "VAE,GAN" --budget_s 60      # a subset of rows
+  python -m benchmarks.quality --smoke                            # a quick end-to-end check
 
 Each row trains one model family with its config as shipped, stopped at ``--budget_s`` CPU
 seconds of this process (``training.time_budget_s`` on the ``process`` clock: compilation
@@ -17,30 +18,51 @@ run those evaluators of their method too (``recon``, ``elbo``). The first row is
 real-against-real floor: digits-train images scored the same way (mean over random subsets of
 ``--num`` images).
 
-Writes into ``--out``: ``quality.json``, ``quality.md`` (three tables for the README: every
-family; the autoencoders' reconstruction / ELBO / IWAE; the Parzen figures) and
+Writes into ``--out``: ``quality.json``, ``quality.md`` (three tables for docs/benchmarks.md:
+every family; the autoencoders' reconstruction / ELBO / IWAE; the Parzen figures) and
 ``samples/<row>.png`` (a grid of each row's first 64 samples).
 
 Adding a model family is one line in ``ROWS``. Rows that share a ``workdir`` share one
 training run (e.g. DDIM-50 and ancestral sampling of one DDPM); a row with a ``stage1`` trains
-that first (e.g. the VQ-VAE before its PixelCNN prior), each stage with half the budget.
+that first (e.g. the VQ-VAE before its PixelCNN prior), each stage with half the budget. A
+finished run in ``--out`` with the same config is reused, with the training times recorded
+when it was trained (``benchmarks.common.train_or_reuse``).
+
+``--smoke`` checks every row end to end in a few minutes: 2 training steps per run, 16 samples,
+the samplers cut to a few steps (ancestral DDPM on a respaced 10-step chain), into
+``runs/quality_smoke`` unless ``--out`` is given. Its figures mean nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import importlib.util
 import json
 import os
-import sys
-import time
 from typing import Any, Optional
 
+from absl import flags
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from benchmarks import common
+
+FLAGS = flags.FLAGS
+flags.DEFINE_float("budget_s", 300.0, "Training seconds per model (see --clock); each stage of "
+                   "a two-stage row gets half.", lower_bound=0.0)
+flags.DEFINE_enum("clock", "process", ["process", "wall"], "What --budget_s counts: CPU "
+                  "seconds of this process, or wall-clock seconds.")
+flags.DEFINE_integer("num", 500, "Samples per model.", lower_bound=2)
+flags.DEFINE_integer("batch", 500, "Samples per jitted sampling call.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Training and sampling seed.", lower_bound=0)
+flags.DEFINE_list("only", [], "Run only the rows whose names contain one of these substrings, "
+                  "e.g. --only=VAE,GAN.")
+flags.DEFINE_string("out", None, "Output directory: the table, the sample grids and one "
+                    "workdir per training run (default runs/quality, or runs/quality_smoke "
+                    "with --smoke).")
+flags.DEFINE_bool("resume", False, "Keep the rows already in --out/quality.json (in the table, "
+                  "whether --only selects them or not) and run only the missing selected ones.")
+flags.DEFINE_bool("quiet", False, "No progress bars.")
+flags.DEFINE_bool("smoke", False, "A quick end-to-end check: 2 training steps per run, 16 "
+                  "samples, a few sampler steps; the figures mean nothing.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +98,8 @@ _AE = ("recon",)
 _VAE = ("recon", "elbo")
 _PRIOR = "{out}/%s/stage1"
 
-# One line per model family (issue 5 lists: DDPM DDIM-50 and ancestral; score-SDE and fast
-# samplers; VAE, beta-VAE, VQ-VAE with its prior; GANs). Families add their rows as they land.
+# One line per model family and sampler: DDPM with DDIM-50 and ancestral sampling; the score
+# SDEs and fast samplers; the autoencoders, VAE, beta-VAE, VQ-VAE with its prior; the GANs.
 # TD-VAE is absent: it models sequences, and its samples are rollouts, not digits.
 ROWS: list[Row] = [
     Row("DDPM (DDIM-50, eta=0)", "configs/ddpm.py", 50,
@@ -86,11 +108,12 @@ ROWS: list[Row] = [
         _o(sampling__sampler="ddim", sampling__steps=50, sampling__eta=1.0), workdir="ddpm"),
     Row("DDPM (ancestral, T=1000)", "configs/ddpm.py", 1000,
         _o(sampling__sampler="ddpm"), workdir="ddpm"),
-    Row("DDPM, the foundation issue's reference recipe (DDIM-50)", "configs/ddpm.py", 50,
+    Row("DDPM, a two-level 32/64 U-Net baseline (DDIM-50)", "configs/ddpm.py", 50,
         _o(model__ch=32, model__ch_mult=(1, 2), model__num_res_blocks=2, model__attn_resolutions=(),
            model__dropout=0.0, optim__learning_rate=2e-4, optim__warmup_steps=0,
            optim__schedule="constant", training__num_steps=1_000_000,
-           sampling__sampler="ddim", sampling__steps=50, sampling__eta=0.0)),
+           sampling__sampler="ddim", sampling__steps=50, sampling__eta=0.0),
+        workdir="ddpm_baseline"),
     Row("DDPM (DPM-Solver-2 multistep, logSNR)", "configs/ddpm.py", 20,
         _o(sampling__sampler="dpm-solver-2", sampling__steps=20, sampling__dpm_method="multistep",
            sampling__dpm_skip_type="logSNR"), workdir="ddpm"),
@@ -130,89 +153,88 @@ ROWS: list[Row] = [
 ]
 
 
-def load_config(path: str, overrides):
-  spec = importlib.util.spec_from_file_location("bench_config", os.path.join(ROOT, path))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  config = mod.get_config()
-  for dotted, value in overrides:
-    *parents, leaf = dotted.split(".")
-    section = config
-    for p in parents:
-      section = section[p]
-    if leaf not in section:
-      raise ValueError(f"{path}: unknown config field {dotted!r}.")
-    section[leaf] = value
+_SMOKE_STEPS = 4  # sampler steps under --smoke
+
+
+def _smoke_overrides(config) -> tuple[tuple[str, Any], ...]:
+  """Under --smoke: 2 training steps, and the row's sampler cut to a few steps."""
+  out = [("training.num_steps", 2)]
+  sampling = config.get("sampling")
+  if sampling is not None and "sampler" in sampling:  # the diffusion-style families
+    if sampling.sampler == "ddpm":
+      out.append(("sampling.respacing", "10"))
+    else:
+      out.append(("sampling.steps", _SMOKE_STEPS))
+  return tuple(out)
+
+
+def _config(path: str, overrides) -> Any:
+  config = common.load_config(path, overrides)
+  if FLAGS.smoke:
+    config = common.with_fields(config, _smoke_overrides(config))
   return config
 
 
-def _train(config_path: str, overrides, workdir: str, budget_s: float, args) -> tuple:
-  """Trains one run (stopped at ``budget_s``); returns its wall-clock and CPU seconds, which
-  it also records in the workdir so that a rerun reuses the run instead of training on."""
-  from genjax.training import run as run_lib
-  config = load_config(config_path, overrides + (("training.time_budget_s", budget_s),
-                                                 ("training.time_budget_clock", args.clock),
-                                                 ("training.progress", not args.quiet),
-                                                 ("seed", args.seed)))
-  record = os.path.join(workdir, "bench_train.json")
-  if os.path.exists(record):  # trained by an earlier (interrupted) run of this benchmark
-    r = json.load(open(record))
-    return np.array([r["train_s"], r["train_cpu_s"]])
-  t0, c0 = time.time(), time.process_time()
-  run_lib.train_and_evaluate(config, workdir)
-  secs = np.array([time.time() - t0, time.process_time() - c0])
-  with open(record, "w") as f:
-    json.dump({"train_s": float(secs[0]), "train_cpu_s": float(secs[1]), "budget_s": budget_s,
-               "clock": args.clock}, f)
-  return secs
+def _train(config_path: str, overrides, workdir: str, budget_s: float) -> common.TrainedRun:
+  """Trains one run (stopped at ``budget_s``), or reuses it when ``workdir`` holds it."""
+  config = _config(config_path, tuple(overrides) + (("seed", FLAGS.seed),))
+  return common.train_or_reuse(config, workdir, budget_s=budget_s, clock=FLAGS.clock,
+                               progress=not FLAGS.quiet)
 
 
-def run_row(row: Row, args, trained: dict) -> dict:
+def _seconds(runs) -> np.ndarray:
+  """Summed (wall, CPU) training seconds of a row's runs (NaN where one is not known)."""
+  return np.array([sum(np.nan if r.train_s is None else r.train_s for r in runs),
+                   sum(np.nan if r.train_cpu_s is None else r.train_cpu_s for r in runs)])
+
+
+def run_row(row: Row, out: str, trained: dict) -> dict:
   """Trains (once per workdir), samples and scores one row."""
   import jax
   from genjax import viz
   from genjax.metrics import parzen
   from genjax.metrics import sample_quality
   from genjax.training import run as run_lib
-  from genjax.training import sampling
   from genjax.typed_config import from_section
 
-  workdir = _workdir(row, args)
-  overrides = tuple((k, v.format(out=args.out) if isinstance(v, str) else v)
+  workdir = _workdir(row, out)
+  overrides = tuple((k, v.format(out=out) if isinstance(v, str) else v)
                     for k, v in row.overrides)
   if workdir not in trained:
-    budget = args.budget_s / (2 if row.stage1 else 1)
-    secs = np.zeros(2)
+    budget = FLAGS.budget_s / (2 if row.stage1 else 1)
+    runs = []
     if row.stage1:
-      secs += _train(row.stage1[0], (), os.path.join(args.out, row.stage1[1]), budget, args)
-    trained[workdir] = secs + _train(row.config, overrides, workdir, budget, args)
-  config = load_config(row.config, overrides)
+      runs.append(_train(row.stage1[0], (), os.path.join(out, row.stage1[1]), budget))
+    runs.append(_train(row.config, overrides, workdir, budget))
+    trained[workdir] = _seconds(runs)
+  config = _config(row.config, overrides)
   run, state = run_lib.restore(config, workdir)
-  t0 = time.time()
-  samples = sampling.generate(run.method, state.ema_params, jax.random.key(args.seed), args.num,
-                              args.batch, progress=not args.quiet)
-  sample_s = time.time() - t0
-  viz.save_image_grid(samples[:64], os.path.join(args.out, "samples", _slug(row.name) + ".png"))
-  finite = bool(np.all(np.isfinite(samples)))
-  # As written to PNG: non-finite pixels replaced, everything clipped to [-1, 1].
-  samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+  s = common.sample(run.method, state.ema_params, FLAGS.num, seed=FLAGS.seed, batch=FLAGS.batch,
+                    progress=not FLAGS.quiet)
+  viz.save_image_grid(s.x[:64], os.path.join(out, "samples", _slug(row.name) + ".png"))
+  samples = s.as_images()  # as written to PNG
   q = sample_quality(samples, baseline=False)
   pz = parzen.parzen_on_dataset(samples, run.dataset,
                                 from_section(parzen.ParzenConfig, config.parzen, where="parzen"),
                                 num=10_000, image=run.dataset.spec.kind == "image")
-  out = {"name": row.name, "config": row.config, "nfe": row.nfe,
-         "train_steps": int(jax.device_get(state.step)), "train_s": float(trained[workdir][0]),
-         "train_cpu_s": float(trained[workdir][1]),
-         "sample_s": sample_s, "finite": finite, **{k: q[k] for k in _METRICS},
-         "parzen": pz["log_likelihood"], "parzen_se": pz["stderr"], "parzen_sigma": pz["sigma"]}
+  result = {"name": row.name, "config": row.config, "sampler": s.tag, "nfe": row.nfe,
+            "train_steps": int(jax.device_get(state.step)),
+            "train_s": _num(trained[workdir][0]), "train_cpu_s": _num(trained[workdir][1]),
+            "sample_s": s.seconds, "finite": s.finite, **{k: q[k] for k in _METRICS},
+            "parzen": pz["log_likelihood"], "parzen_se": pz["stderr"], "parzen_sigma": pz["sigma"]}
+  eval_num = 16 if FLAGS.smoke else 10_000
   for i, name in enumerate(row.evals):
-    out[name] = run.method.evaluators[name](state, run.dataset, jax.random.key(args.seed + i),
-                                            10_000)
-  return out
+    result[name] = run.method.evaluators[name](state, run.dataset,
+                                               jax.random.key(FLAGS.seed + i), eval_num)
+  return result
 
 
-def _workdir(row: Row, args) -> str:
-  return os.path.join(args.out, row.workdir or row.name.replace(" ", "_"))
+def _num(x) -> Optional[float]:
+  return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _workdir(row: Row, out: str) -> str:
+  return os.path.join(out, row.workdir or row.name.replace(" ", "_"))
 
 
 def _slug(name: str) -> str:
@@ -236,10 +258,10 @@ def baseline_row(num: int) -> dict:
           "fd_digits_std": b["fd_digits_std"]}
 
 
-def to_markdown(rows: list[dict], args) -> str:
+def to_markdown(rows: list[dict]) -> str:
   """Three tables: every family; the autoencoders' own figures; the Parzen log-likelihoods."""
-  unit = "CPU" if args.clock == "process" else "wall-clock"
-  lines = [f"Digits, {args.num} samples per model, {args.budget_s:.0f} {unit} seconds of "
+  unit = "CPU" if FLAGS.clock == "process" else "wall-clock"
+  lines = [f"Digits, {FLAGS.num} samples per model, {FLAGS.budget_s:.0f} {unit} seconds of "
            "training per model (compilation included) or the config's num_steps; "
            "features of the genjax digits classifier; reference: the 270 test digits.", "",
            "| model | NFE | fd_digits | kid_digits x 1e3 | is_digits | precision_digits | "
@@ -252,8 +274,8 @@ def to_markdown(rows: list[dict], args) -> str:
         f"| {r['name']} | {r['nfe']} | {fd} | {1e3 * r['kid_digits']:.2f} ± "
         f"{1e3 * r['kid_digits_std']:.2f} | "
         f"{r['is_digits']:.2f} | {r['precision_digits']:.3f} | {r['recall_digits']:.3f} | "
-        f"{r['train_steps']} | {r.get('train_cpu_s', 0):.0f} / {r['train_s']:.0f} | "
-        f"{r['sample_s']:.1f} |")
+        f"{r['train_steps']} | {common.fmt(r.get('train_cpu_s'))} / "
+        f"{common.fmt(r.get('train_s'))} | {r['sample_s']:.1f} |")
 
   ae = [r for r in rows if "recon" in r]
   if ae:
@@ -273,9 +295,9 @@ def to_markdown(rows: list[dict], args) -> str:
   pz = [r for r in rows if "parzen" in r]
   if pz:
     lines += ["", "Parzen-window log-likelihood of the test digits (Goodfellow et al. Table 1): "
-              f"a Gaussian kernel density on each model's {args.num} samples, in [0, 1] pixels, "
-              "bandwidth chosen on 500 train digits; nats per image, mean ± standard error. (The "
-              "paper fits 10,000 samples; fewer centres give lower figures.)", "",
+              f"a Gaussian kernel density on each model's {FLAGS.num} samples, in [0, 1] "
+              "pixels, bandwidth chosen on 500 train digits; nats per image, mean ± standard "
+              "error. (The paper fits 10,000 samples; fewer centres give lower figures.)", "",
               "| model | Parzen log-likelihood | sigma |", "|---|---|---|"]
     for r in sorted(pz, key=lambda r: -r["parzen"]):
       lines.append(f"| {r['name']} | {r['parzen']:.1f} ± {r['parzen_se']:.1f} | "
@@ -283,56 +305,49 @@ def to_markdown(rows: list[dict], args) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_outputs(rows: list[dict], args) -> str:
-  table = to_markdown(rows, args)
-  with open(os.path.join(args.out, "quality.json"), "w") as f:
-    json.dump({"budget_s": args.budget_s, "clock": args.clock, "num": args.num, "seed": args.seed, "rows": rows}, f,
-              indent=2, default=float)
-  with open(os.path.join(args.out, "quality.md"), "w") as f:
+def write_outputs(rows: list[dict], out: str) -> str:
+  table = to_markdown(rows)
+  common.write_json(os.path.join(out, "quality.json"),
+                    {"budget_s": FLAGS.budget_s, "clock": FLAGS.clock, "num": FLAGS.num,
+                     "seed": FLAGS.seed, "smoke": FLAGS.smoke, "rows": rows})
+  with open(os.path.join(out, "quality.md"), "w") as f:
     f.write(table)
   return table
 
 
-def main(argv=None) -> None:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--budget_s", type=float, default=300.0, help="training seconds per model")
-  p.add_argument("--clock", default="process", choices=("process", "wall"),
-                 help="what --budget_s counts: CPU seconds of this process, or wall-clock")
-  p.add_argument("--num", type=int, default=500, help="samples per model")
-  p.add_argument("--batch", type=int, default=500, help="sampling batch")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--only", default="", help="comma-separated substrings of row names to run")
-  p.add_argument("--out", default=os.path.join(ROOT, "runs", "quality"))
-  p.add_argument("--resume", action="store_true",
-                 help="keep the rows already in --out/quality.json (in the table, whether "
-                 "--only selects them or not) and run only the missing selected ones")
-  p.add_argument("--quiet", action="store_true")
-  args = p.parse_args(argv)
-  os.makedirs(args.out, exist_ok=True)
+def main(argv) -> None:
+  del argv
+  out = FLAGS.out or os.path.join("runs", "quality_smoke" if FLAGS.smoke else "quality")
+  if FLAGS.smoke:
+    FLAGS.num = min(FLAGS.num, 16)
+  os.makedirs(out, exist_ok=True)
 
   done = {}
-  path = os.path.join(args.out, "quality.json")
-  if args.resume and os.path.exists(path):
-    done = {r["name"]: r for r in json.load(open(path))["rows"]}
-  rows = [baseline_row(args.num)]
+  path = os.path.join(out, "quality.json")
+  if FLAGS.resume and os.path.exists(path):
+    with open(path) as f:
+      done = {r["name"]: r for r in json.load(f)["rows"]}
+  rows = [baseline_row(FLAGS.num)]
   trained: dict = {}  # workdir -> (wall s, CPU s) of its training; kept rows' runs are reused
   for row in ROWS:
     if row.name in done:
-      trained[_workdir(row, args)] = np.array([done[row.name]["train_s"],
-                                               done[row.name]["train_cpu_s"]])
+      trained[_workdir(row, out)] = np.array(
+          [np.nan if done[row.name]["train_s"] is None else done[row.name]["train_s"],
+           np.nan if done[row.name]["train_cpu_s"] is None else done[row.name]["train_cpu_s"]])
   selected = {r.name for r in ROWS
-              if not args.only or any(sub in r.name for sub in args.only.split(","))}
+              if not FLAGS.only or any(sub in r.name for sub in FLAGS.only)}
   for row in ROWS:
     if row.name in done:  # only with --resume
       rows.append(done[row.name])
     elif row.name in selected:
-      rows.append(run_row(row, args, trained))
+      rows.append(run_row(row, out, trained))
       print(json.dumps(rows[-1], default=float), flush=True)
     else:
       continue
-    write_outputs(rows, args)  # a partial table survives an interruption
-  print(write_outputs(rows, args))
+    write_outputs(rows, out)  # a partial table survives an interruption
+  print(write_outputs(rows, out))
 
 
 if __name__ == "__main__":
-  main()
+  from genjax import cli
+  cli.run(main)

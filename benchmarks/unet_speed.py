@@ -20,29 +20,31 @@ forward, and a ``torch.mm`` of the same size as the reference rate. That referen
 ``bench`` extra (``pip install -e ".[bench]"``: torch and diffusers; never used at runtime).
 
 Usage:
-  python benchmarks/unet_speed.py                       # both configurations, batch 8
-  python benchmarks/unet_speed.py --torch               # ... and the PyTorch reference beside
-  python benchmarks/unet_speed.py --configs small --repeats 3 --out /tmp/unet_speed.json
-  python benchmarks/unet_speed.py --dtype bfloat16      # mixed precision (GPU/TPU)
+  python -m benchmarks.unet_speed                       # both configurations, batch 8
+  python -m benchmarks.unet_speed --torch               # ... and the PyTorch reference beside
+  python -m benchmarks.unet_speed --configs small --repeats 3 --out /tmp/unet_speed.json
+  python -m benchmarks.unet_speed --dtype bfloat16      # mixed precision (GPU/TPU)
+  python -m benchmarks.unet_speed --smoke               # a quick end-to-end check
+
+``--smoke``: the small configuration at batch 2, one timed round after none, a 256^2 matmul
+(with ``--torch``, the reference too); its figures mean nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import platform
 import statistics
-import sys
 import time
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 import optax
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from genjax.nets import UNet  # noqa: E402
+from genjax.nets import UNet
 
 CONFIGS = {
     # Ho et al. 2020, CIFAR-10: 35.7M parameters.
@@ -51,6 +53,22 @@ CONFIGS = {
     "small": dict(ch=32, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,),
                   dropout=0.1),
 }
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("configs", ["cifar10", "small"], f"Configurations to time: "
+                  f"{', '.join(sorted(CONFIGS))}.")
+flags.DEFINE_integer("batch", 8, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("repeats", 5, "Timed rounds (median reported).", lower_bound=1)
+flags.DEFINE_integer("warmup", 2, "Untimed rounds after compiling.", lower_bound=0)
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype (params stay "
+                  "float32).")
+flags.DEFINE_integer("matmul_size", 2048, "n of the n x n float32 matmul that gives the "
+                     "reference rate.", lower_bound=1)
+flags.DEFINE_bool("torch", False, "Also time the PyTorch reference (diffusers UNet2DModel; "
+                  "needs the bench extra) in this process.")
+flags.DEFINE_string("out", None, "Write the results as JSON here.")
+flags.DEFINE_bool("smoke", False, "A quick end-to-end check: small, batch 2, one round, a "
+                  "256^2 matmul; the figures mean nothing.")
 
 
 def _flops(compiled) -> float:
@@ -209,61 +227,50 @@ def torch_matmul(n: int):
   return lambda: torch.mm(a, b)
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--configs", default="cifar10,small",
-                      help=f"comma-separated, from {sorted(CONFIGS)}")
-  parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
-  parser.add_argument("--warmup", type=int, default=2, help="untimed calls after compiling")
-  parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
-                      help="compute dtype (params stay float32)")
-  parser.add_argument("--matmul-size", type=int, default=2048)
-  parser.add_argument("--torch", action="store_true",
-                      help="also time the PyTorch reference (diffusers UNet2DModel; needs the "
-                      "bench extra) in this process")
-  parser.add_argument("--out", default=None, help="write the results as JSON here")
-  args = parser.parse_args(argv)
-  names = [c.strip() for c in args.configs.split(",") if c.strip()]
+def main(argv):
+  del argv
+  from genjax import cli
+  names = [c.strip() for c in FLAGS.configs if c.strip()]
   unknown = [c for c in names if c not in CONFIGS]
   if unknown:
-    parser.error(f"unknown configs {unknown}; choose from {sorted(CONFIGS)}")
-  if args.repeats < 1 or args.batch < 1:
-    parser.error("--repeats and --batch must be positive")
-  dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+    raise cli.UsageError(f"unknown --configs {unknown}; choose from {sorted(CONFIGS)}.")
+  if FLAGS.smoke:
+    names = ["small"]
+    FLAGS.batch, FLAGS.repeats, FLAGS.warmup, FLAGS.matmul_size = 2, 1, 0, 256
+  dtype = jnp.bfloat16 if FLAGS.dtype == "bfloat16" else jnp.float32
 
   device = jax.devices()[0]
   print(f"jax {jax.__version__} on {device.platform} ({device.device_kind}), "
-        f"{os.cpu_count()} CPUs visible, batch {args.batch}, {args.dtype}, "
-        f"median of {args.repeats} after {args.warmup} warm-up", flush=True)
-  matmul, matmul_flops = make_matmul(args.matmul_size)
+        f"{os.cpu_count()} CPUs visible, batch {FLAGS.batch}, {FLAGS.dtype}, "
+        f"median of {FLAGS.repeats} after {FLAGS.warmup} warm-up", flush=True)
+  matmul, matmul_flops = make_matmul(FLAGS.matmul_size)
   results = []
   for name in names:
-    info, ops = jax_case(name, CONFIGS[name], args.batch, dtype)
+    info, ops = jax_case(name, CONFIGS[name], FLAGS.batch, dtype)
     calls = {"fwd": ops["fwd"], "mm": matmul, "train": ops["train"], "mm2": matmul}
-    if args.torch:
-      t_info, t_ops = torch_case(name, CONFIGS[name], args.batch)
-      t_mm = torch_matmul(args.matmul_size)
+    if FLAGS.torch:
+      t_info, t_ops = torch_case(name, CONFIGS[name], FLAGS.batch)
+      t_mm = torch_matmul(FLAGS.matmul_size)
       calls.update({"torch_fwd": t_ops["fwd"], "torch_mm": t_mm, "torch_train": t_ops["train"],
                     "torch_mm2": t_mm})
     print(f"{name}: {info['params'] / 1e6:.2f}M params; compile train {info['train_compile_s']:.1f}"
-          f" s, forward {info['fwd_compile_s']:.1f} s; timing {args.repeats} interleaved rounds",
+          f" s, forward {info['fwd_compile_s']:.1f} s; timing {FLAGS.repeats} interleaved rounds",
           flush=True)
-    times = time_interleaved(calls, args.warmup, args.repeats)
+    times = time_interleaved(calls, FLAGS.warmup, FLAGS.repeats)
     med = {k: statistics.median(v) for k, v in times.items()}
     mm_gflops = matmul_flops / statistics.median(times["mm"] + times["mm2"]) / 1e9
-    r = dict(info, train_step_s=med["train"], train_img_s=args.batch / med["train"],
+    r = dict(info, train_step_s=med["train"], train_img_s=FLAGS.batch / med["train"],
              train_gflops=info["train_gflop"] / med["train"], train_times_s=times["train"],
-             fwd_s=med["fwd"], fwd_img_s=args.batch / med["fwd"],
+             fwd_s=med["fwd"], fwd_img_s=FLAGS.batch / med["fwd"],
              fwd_gflops=info["fwd_gflop"] / med["fwd"], fwd_times_s=times["fwd"],
              matmul_gflops=mm_gflops)
     r["train_frac_matmul"] = r["train_gflops"] / mm_gflops
     r["fwd_frac_matmul"] = r["fwd_gflops"] / mm_gflops
-    if args.torch:
+    if FLAGS.torch:
       t_mm = matmul_flops / statistics.median(times["torch_mm"] + times["torch_mm2"]) / 1e9
       r["torch"] = dict(t_info, train_step_s=med["torch_train"],
-                        train_img_s=args.batch / med["torch_train"], fwd_s=med["torch_fwd"],
-                        fwd_img_s=args.batch / med["torch_fwd"], matmul_gflops=t_mm,
+                        train_img_s=FLAGS.batch / med["torch_train"], fwd_s=med["torch_fwd"],
+                        fwd_img_s=FLAGS.batch / med["torch_fwd"], matmul_gflops=t_mm,
                         train_times_s=times["torch_train"], fwd_times_s=times["torch_fwd"])
     results.append(r)
 
@@ -279,7 +286,7 @@ def main(argv=None):
           f"{100 * r['train_frac_matmul']:>3.0f}% | "
           f"{r['fwd_img_s']:>9.2f} {r['fwd_gflop']:>10.1f} {r['fwd_gflops']:>8.1f} "
           f"{100 * r['fwd_frac_matmul']:>3.0f}% | {r['matmul_gflops']:>14.1f}")
-  print(f"%mm: achieved GFLOP/s (XLA's count) over a {args.matmul_size}^2 float32 matmul's, "
+  print(f"%mm: achieved GFLOP/s (XLA's count) over a {FLAGS.matmul_size}^2 float32 matmul's, "
         "timed in the same rounds")
   for r in results:
     if "torch" in r:
@@ -289,14 +296,18 @@ def main(argv=None):
             f"{t['fwd_img_s']:.2f} img/s (genjax / torch {r['fwd_img_s'] / t['fwd_img_s']:.2f}x) "
             f"| torch.mm {t['matmul_gflops']:.1f} GFLOP/s vs XLA {r['matmul_gflops']:.1f}")
 
-  if args.out:
+  if FLAGS.out:
     payload = dict(jax=jax.__version__, platform=device.platform, device=device.device_kind,
                    cpus=os.cpu_count(), python=platform.python_version(),
-                   xla_flags=os.environ.get("XLA_FLAGS", ""), args=vars(args), results=results)
-    with open(args.out, "w") as f:
+                   xla_flags=os.environ.get("XLA_FLAGS", ""),
+                   args={k: FLAGS[k].value for k in ("configs", "batch", "repeats", "warmup",
+                                                       "dtype", "matmul_size", "torch")},
+                   results=results)
+    with open(FLAGS.out, "w") as f:
       json.dump(payload, f, indent=2)
-    print(f"wrote {args.out}")
+    print(f"wrote {FLAGS.out}")
 
 
 if __name__ == "__main__":
-  main()
+  from genjax import cli
+  cli.run(main)
