@@ -35,12 +35,12 @@ def get_config() -> ml_collections.ConfigDict:
   diffusion.cond_drop_prob = 0.0          # classifier-free guidance's p_uncond (configs/ddpm_cfg.py)
 
   config.sampling = sampling = ml_collections.ConfigDict()
-  sampling.sampler = "ddim"               # ddpm | ddim | dpm-solver-1 | dpm-solver-2 | dpm-solver-3
-  sampling.steps = 50                     # DDIM steps, or DPM-Solver's NFE
+  sampling.sampler = "ddim"               # any sampler of genjax.sampling (sample.py --help)
+  sampling.steps = 50                     # DDIM steps (each sampler's meaning: sample.py --help)
   sampling.eta = 1.0                      # DDIM eq. 16; 1: stochastic (the strided ancestral
                                           # chain), 0: deterministic. On the digits eta=1 at 50
                                           # steps scored FD/floor 2.6-3.9 vs 4.0-6.2 for eta=0
-                                          # (README, benchmarks/quality.py)
+                                          # (python -m benchmarks.quality)
   sampling.spacing = "uniform"
   sampling.dpm_method = "singlestep"      # singlestep | multistep
   sampling.dpm_skip_type = "time_uniform"  # time_uniform | logSNR | time_quadratic

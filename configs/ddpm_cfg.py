@@ -17,5 +17,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.num_classes = -1          # from the data: 10 digits (+ the null label)
   config.diffusion.cond_drop_prob = 0.1  # p_uncond (the paper's 0.1-0.2)
   config.sampling.guidance_scale = 0.5   # w: 100% class accuracy at FD 1.00 (w=0: 98.6%, FD 0.75;
-                                         # w=2: FD 2.47), benchmarks/guidance.py
+                                         # w=2: FD 2.47), python -m benchmarks.guidance
   return config

@@ -11,7 +11,7 @@ python train.py --config=configs/progressive_distill.py --workdir=runs/pd_4 \
 python sample.py --config=configs/progressive_distill.py --workdir=runs/pd_4 \
     --config.distill.teacher_workdir=runs/pd_8 --config.distill.student_steps=4
 
-benchmarks/distill.py runs the chain and scores every round.
+python -m benchmarks.distill runs the chain and scores every round.
 """
 
 import ml_collections

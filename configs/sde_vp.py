@@ -32,8 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
   sde.sampling_eps = ml_collections.config_dict.placeholder(float)  # None: 1e-3 VP, 1e-5 VE
 
   config.sampling = sampling = ml_collections.ConfigDict()
-  sampling.sampler = "pc"       # pc | langevin | ode-euler | ode-heun | ode-adaptive | pc+ode |
-                                # edm-heun (VE) | dpm-solver-{1,2,3} (VP) | ddpm | ddim (VP)
+  sampling.sampler = "pc"       # any sampler of genjax.sampling for this SDE (sample.py --help);
+                                # the fields below are the ones PC, the ODE and DPM-Solver read
   sampling.steps = 1000
   sampling.predictor = "reverse_diffusion"  # euler_maruyama | reverse_diffusion | ancestral_sampling | none
   sampling.corrector = "langevin"           # langevin | ald | none

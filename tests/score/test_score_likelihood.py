@@ -1,7 +1,7 @@
 """Exact likelihood through the probability-flow ODE, on Gaussian data with its exact score.
 
 In float64: log p_eps(x) from :func:`ode_likelihood` against the analytic Gaussian log-density
-(within 1e-2 nats/dim, the issue's bound; the prior mismatch of p_T ~ N(0, I) or
+(within 1e-2 nats/dim; the prior mismatch of p_T ~ N(0, I) or
 N(0, sigma_max^2 I) is ~1e-3), and the ODE part alone (the divergence integral plus the exact
 marginal log-density of the latent) to 1e-3. Hutchinson's Rademacher and Gaussian estimates are
 unbiased (their mean over probes matches the exact trace). The Dormand-Prince solver matches
