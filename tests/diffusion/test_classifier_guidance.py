@@ -1,6 +1,8 @@
 """Classifier guidance end to end: the guided eps_fn against Bayes' rule on the two-class
 mixture of test_guidance.py, the noisy classifier's training, and the CLI."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,6 +71,19 @@ def test_classifier_training_then_guided_sampling(tmp_path):
   assert paths[1].endswith("ddim4_eta1.0_cls3.0_label2.npz")
   assert x.shape == (3, 8, 8, 1) and np.all(np.isfinite(x))
   spec = DataSpec(shape=(8, 8, 1), num_classes=10)
+  # sample.py --mode=inpaint / img2img on the same run: the inputs, what the model was given and
+  # the results side by side; the known pixels are kept exactly.
+  inpaint = _tiny(ddpm.get_config(), steps=4, mode="inpaint", input="test", mask="right")
+  png, npz = sampling.edit_to_files(inpaint, dd, dd, num=4, batch=4, per_input=2)
+  assert png.endswith("ddim4_eta1.0_inpaint.png") and os.path.getsize(png) > 0
+  out = np.load(npz)
+  keep = out["mask"][..., 0] > 0
+  np.testing.assert_allclose(out["samples"][0::2][keep], out["inputs"][keep], atol=1e-6)
+  assert out["samples"].shape == (4, 8, 8, 1) and out["inputs"].shape == (2, 8, 8, 1)
+  sdedit = _tiny(ddpm.get_config(), steps=4, mode="img2img", input="test", strength=0.3)
+  assert sampling.edit_to_files(sdedit, dd, dd, num=2, batch=2)[0].endswith("img2img0.3.png")
+  with pytest.raises(ValueError, match="needs RGB"):
+    sampling.edit_to_files(_tiny(ddpm.get_config(), mode="colorize", input="test"), dd, dd, num=2)
   # Every sampler takes the guidance, the continuous ones at fractional steps of the classifier.
   for sampler in ("ddpm", "dpm-solver-2"):
     m = build_ddpm(_tiny(ddpm.get_config(), sampler=sampler, classifier_workdir=clf,
