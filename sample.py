@@ -21,7 +21,6 @@ command that cannot work prints one line and exits with 2 (usage) or 1 (see genj
 """
 
 import os
-import sys
 
 from absl import flags
 from ml_collections import config_flags

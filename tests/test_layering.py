@@ -16,7 +16,6 @@ Each failure names the file, the line and the import.
 import ast
 import os
 
-import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "genjax")
 FAMILIES = ("diffusion", "score", "distill", "autoencoders", "gan")

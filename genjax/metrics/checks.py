@@ -36,8 +36,8 @@ def is_concrete(x) -> bool:
 
 def nchw_hint(shape, channels: Sequence[int]) -> str:
   if len(shape) >= 3 and shape[-3] in channels and shape[-1] not in channels:
-    return (f"; this looks like NCHW (channels first): pass NHWC, "
-            f"x.transpose(0, 2, 3, 1)")
+    return ("; this looks like NCHW (channels first): pass NHWC, "
+            "x.transpose(0, 2, 3, 1)")
   return ""
 
 

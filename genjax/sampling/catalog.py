@@ -273,6 +273,8 @@ def validate_config(cfg: SamplingConfig) -> None:
       cfg.sampler != "ddpm" or cfg.mode not in ("inpaint", "colorize")):
     raise ValueError("sampling.repaint_resample / repaint_jump are RePaint's: use them with "
                      "sampler=ddpm and mode=inpaint or colorize.")
+  if (cfg.repaint_resample > 1 or cfg.repaint_jump > 1) and cfg.respacing:
+    raise ValueError("RePaint runs on the full chain: set sampling.respacing=''.")
   if cfg.taus and cfg.sampler == "consistency" and cfg.steps and len(cfg.taus) != cfg.steps - 1:
     raise ValueError(f"sampling.taus must hold steps - 1 = {cfg.steps - 1} levels, got "
                      f"{len(cfg.taus)}.")

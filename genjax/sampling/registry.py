@@ -6,7 +6,7 @@ of ``(x, t, cond)``, what the network predicts) and the config's
 of the process the chosen sampler needs (a discrete DDPM model is sampled by DPM-Solver in
 continuous time, a VP SDE by ancestral DDPM on its discrete chain), applies classifier-free and
 classifier guidance, sets up inpainting, colorization or SDEdit, and calls the sampler. A
-sampler is added in one place: its catalog entry and its runner ``_run_<name>`` below.
+sampler is added with its catalog entry and its runner in :data:`_RUNNERS` below.
 
 Example:
   >>> model = Model(process=sched, model_fn=lambda x, t, c: net(x, t), prediction="v")
@@ -120,12 +120,7 @@ def _clip_out(x, clip):
 
 
 def _call_ddpm(eps_fn, process, key, shape, cond, cfg, model, extra):
-  if cfg.repaint_resample > 1 or cfg.repaint_jump > 1:
-    if extra.get("constraint") is None:
-      raise ValueError("repaint_resample / repaint_jump resample a known region: use them with "
-                       "mode=inpaint or mode=colorize.")
-    if cfg.respacing:
-      raise ValueError("RePaint runs on the full chain; set respacing=''.")
+  if cfg.repaint_resample > 1 or cfg.repaint_jump > 1:  # validate_config: inpaint / colorize
     return conditional.repaint_sample(
         eps_fn, process, key, shape, constraint=extra["constraint"], cond=cond,
         jump_length=cfg.repaint_jump, jump_n_sample=cfg.repaint_resample,
@@ -136,9 +131,6 @@ def _call_ddpm(eps_fn, process, key, shape, cond, cfg, model, extra):
 
 def _call_ddim(eps_fn, process, key, shape, cond, cfg, model, extra):
   steps = resolve_steps(cfg, model)
-  if model.kind == "student":
-    if isinstance(process, DiffusionSchedule):
-      raise ValueError("A distilled student samples on its continuous grid.")
   return ancestral.ddim_sample(eps_fn, process, key, shape, cond=cond, num_steps=steps,
                                eta=cfg.eta, spacing=cfg.spacing,
                                set_alpha_to_one=cfg.set_alpha_to_one, clip_x0=model.clip,
@@ -158,9 +150,7 @@ def _call_pc(eps_fn, process, key, shape, cond, cfg, model, extra):
 def _call_langevin(eps_fn, process, key, shape, cond, cfg, model, extra):
   steps = resolve_steps(cfg, model)
   if model.levels is not None:  # NCSN: Song & Ermon's annealed Langevin on the trained levels
-    if "t_start" in extra:
-      raise ValueError("Annealed Langevin has no start time; use edm-heun for img2img.")
-    lim = (-1.0, 1.0) if model.clip is not None else (-4.0, 4.0)
+    lim = (-1.0, 1.0) if len(shape) > 2 else (-4.0, 4.0)  # images in [-1, 1]; 2-D points
     return langevin.annealed_langevin_sample(
         eps_fn, process, key, shape, sigmas=model.levels, cond=cond, n_steps_each=steps,
         step_lr=cfg.step_lr, denoise=cfg.denoise, init_range=lim, **extra)
@@ -225,8 +215,7 @@ def _call_consistency(eps_fn, process, key, shape, cond, cfg, model, extra):
                                         cfg.rho))
   if len(taus) != steps - 1:
     raise ValueError(f"sampling.taus must hold steps - 1 = {steps - 1} levels, got {len(taus)}.")
-  x = consistency.consistency_sample(eps_fn, process, key, shape, cond=cond, taus=taus,
-                                     **{k: v for k, v in extra.items() if k != "t_start"})
+  x = consistency.consistency_sample(eps_fn, process, key, shape, cond=cond, taus=taus, **extra)
   return _clip_out(x, model.clip)
 
 

@@ -1,7 +1,6 @@
 """Statistics of other projects (pytorch-fid, TTUR, clean-fid), image folders and .npz images
 as references, and sample.py's evaluation path, on files the tests write themselves."""
 
-import dataclasses
 import os
 
 import jax

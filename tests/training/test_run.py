@@ -5,7 +5,6 @@ Damaged checkpoints: test_checkpoint.py; the workdir, its lock and config record
 
 import os
 
-import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
