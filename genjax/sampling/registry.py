@@ -342,11 +342,16 @@ def make_sample_fn(cfg: SamplingConfig, model_of: Callable[[Any], Model], shape,
       against ``cfg`` here, before any work).
     shape: one example's shape.
     cond_of: ``cond_of(num) -> cond`` (e.g. :func:`class_labels`), or None.
+
+  Without ``inputs`` (the trainer's sample grids) it samples plainly whatever ``cfg.mode``
+  says; with them it inpaints, colorizes or edits.
   """
   validate(cfg, model_of(None))
+  plain = dataclasses.replace(cfg, mode="sample")  # the trainer's grids give no inputs
 
   def sample(params, key, num, inputs=None):
     cond = None if cond_of is None else cond_of(num)
-    return run(model_of(params), cfg, key, (num, *tuple(shape)), cond=cond, inputs=inputs)
+    return run(model_of(params), cfg if inputs is not None else plain, key,
+               (num, *tuple(shape)), cond=cond, inputs=inputs)
 
   return sample
