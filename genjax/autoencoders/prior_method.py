@@ -9,9 +9,9 @@ conditioned on the top codes (their codebook vectors, upsampled to the bottom gr
 Sampling draws the top codes, then the bottom codes, each by one ``lax.scan`` over the
 positions in raster order, and decodes them with the frozen first-stage decoder.
 
-The first stage is named by ``config.prior.vqvae_workdir``; its config is read from
-``<workdir>/config.json`` (written by train.py) unless ``config.prior.vqvae_config`` names a
-config file. Its EMA params are what is frozen (those the trainer samples with).
+The first stage is named by ``config.prior.vqvae_workdir``; its config is read from the
+workdir's record (``config.json``, written by train.py) unless ``config.prior.vqvae_config``
+names a config file. Its EMA params are what is frozen (those the trainer samples with).
 
   python train.py --config=configs/vqvae2.py --workdir=runs/vqvae2
   python train.py --config=configs/vqvae2_prior.py --workdir=runs/vqvae2_prior \
@@ -46,7 +46,8 @@ class PriorConfig:
 
   Attributes:
     vqvae_workdir: workdir of the trained first stage (required).
-    vqvae_config: config file of the first stage; None reads ``<vqvae_workdir>/config.json``.
+    vqvae_config: config file of the first stage; None reads the workdir's record of its
+      latest checkpoints (``config.json``, or the ``config.step<N>.json`` of an accepted change).
     hidden: channels of the PixelCNN stacks.
     num_layers: gated layers after the first.
     kernel_size: odd size of the masked convolutions.
@@ -101,13 +102,24 @@ def code_nll(logits: Array, codes: Array) -> Array:
   return -jnp.sum(picked, axis=(1, 2))
 
 
+def first_stage_config_path(prior: PriorConfig) -> str:
+  """The first stage's config file: ``config.prior.vqvae_config``, else the workdir's record
+  of its latest checkpoints (``config.json``, or the ``config.step<N>.json`` written when a
+  resume accepted a config change; the checkpoints' shapes follow that one)."""
+  if prior.vqvae_config:
+    return prior.vqvae_config
+  from genjax.training import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  return (workdir_lib.current_config_path(prior.vqvae_workdir)
+          or os.path.join(prior.vqvae_workdir, "config.json"))
+
+
 def load_first_stage(prior: PriorConfig, spec: DataSpec):
   """Restores the first stage: ``(stage config, VQModel, AutoencoderModel, EMA params)``."""
   if not prior.vqvae_workdir:
     raise ValueError("config.prior.vqvae_workdir is required: the workdir of a trained vqvae or "
                      "vqvae2 run, e.g. --config.prior.vqvae_workdir=runs/vqvae2.")
   from genjax.training import run as run_lib  # pylint: disable=g-import-not-at-top
-  path = prior.vqvae_config or os.path.join(prior.vqvae_workdir, "config.json")
+  path = first_stage_config_path(prior)
   if not os.path.exists(path):
     raise ValueError(f"First-stage config {path!r} does not exist. Train the VQ-VAE first "
                      f"(python train.py --config=configs/vqvae2.py --workdir=WORKDIR) and set "

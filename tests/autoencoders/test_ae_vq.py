@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from genjax import autoencoders as ae
+from genjax.autoencoders.prior_method import PriorConfig, first_stage_config_path
 from genjax.nets.pixelcnn import GatedPixelCNN
 
 
@@ -131,3 +132,12 @@ def test_pixelcnn_is_causal_in_raster_order():
     np.testing.assert_array_equal(flat[:p + 1], 0.0)
     if p < 15:
       assert flat[p + 1] > 0  # the next position does see it (no blind spot)
+
+
+def test_the_prior_reads_the_first_stage_record_of_its_latest_checkpoints(tmp_path):
+  wd = str(tmp_path)
+  for name in ("config.json", "config.step4.json"):  # a resume accepted a change at step 4
+    (tmp_path / name).write_text("{}")
+  assert first_stage_config_path(PriorConfig(vqvae_workdir=wd)) == str(
+      tmp_path / "config.step4.json")
+  assert first_stage_config_path(PriorConfig(vqvae_workdir=wd, vqvae_config="a.py")) == "a.py"
