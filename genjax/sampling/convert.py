@@ -7,8 +7,9 @@ function of the others at fixed ``x_t``:
   * ``x0``: the data, ``x0 = (x_t - sigma eps) / alpha`` (inverse of eq. 4; the EDM denoiser
     ``D(x, sigma)`` and a consistency function are x0-predictions with ``alpha = 1``);
   * ``v``: the velocity ``v = alpha eps - sigma x0`` (Salimans & Ho 2022, Sec. 4 / App. D), so
-    ``x0 = alpha x_t - sigma v`` and ``eps = sigma x_t + alpha v`` for VP processes
-    (``alpha^2 + sigma^2 = 1``);
+    ``x0 = (alpha x_t - sigma v) / (alpha^2 + sigma^2)`` and
+    ``eps = (sigma x_t + alpha v) / (alpha^2 + sigma^2)``; the denominator is 1 on VP processes,
+    where these are the paper's formulas, and keeps them exact on sub-VP and VE;
   * ``score``: ``grad log p_t(x_t) = -E[eps | x_t] / sigma`` (Tweedie; seed 003 eq. 33).
 
 **The denoiser contract.** Every sampler takes ``eps_fn(x [B, ...], t, cond) -> out``: ``t`` is
@@ -107,14 +108,22 @@ def eps_from_x0(x: Array, x0: Array, alpha, sigma) -> Array:
   return (x - _b(alpha, x) * x0) / _b(sigma, x)
 
 
+def _vp_norm(alpha, sigma, x):
+  """``alpha^2 + sigma^2`` (1 on VP processes)."""
+  return _b(alpha, x) ** 2 + _b(sigma, x) ** 2
+
+
 def x0_from_v(x: Array, v: Array, alpha, sigma) -> Array:
-  """``x0 = alpha_t x_t - sigma_t v`` (Salimans & Ho 2022, Sec. 4; VP processes)."""
-  return _b(alpha, x) * x - _b(sigma, x) * v
+  """``x0 = (alpha_t x_t - sigma_t v) / (alpha_t^2 + sigma_t^2)``: Salimans & Ho 2022, Sec. 4's
+  ``alpha x - sigma v`` on VP processes, and the exact inverse of ``x_t = alpha x0 + sigma eps``,
+  ``v = alpha eps - sigma x0`` on any other."""
+  return (_b(alpha, x) * x - _b(sigma, x) * v) / _vp_norm(alpha, sigma, x)
 
 
 def eps_from_v(x: Array, v: Array, alpha, sigma) -> Array:
-  """``eps = sigma_t x_t + alpha_t v`` (Salimans & Ho 2022, Sec. 4; VP processes)."""
-  return _b(sigma, x) * x + _b(alpha, x) * v
+  """``eps = (sigma_t x_t + alpha_t v) / (alpha_t^2 + sigma_t^2)`` (Salimans & Ho 2022, Sec. 4's
+  ``sigma x + alpha v`` on VP processes; see :func:`x0_from_v`)."""
+  return (_b(sigma, x) * x + _b(alpha, x) * v) / _vp_norm(alpha, sigma, x)
 
 
 def v_from_eps_x0(eps: Array, x0: Array, alpha, sigma) -> Array:

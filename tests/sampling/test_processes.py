@@ -240,6 +240,17 @@ def test_float64_marginals_and_lambda_roundtrip(make):
     np.testing.assert_allclose(proc.inverse_lambda(lam), t, rtol=1e-9, atol=1e-12)
     a, s = np.asarray(proc.marginal_alpha(t)), np.asarray(proc.marginal_std(t))
     np.testing.assert_allclose(np.asarray(lam), np.log(a) - np.log(s), rtol=1e-10)
+    # Every prediction converts back exactly at these (alpha, sigma), v included off VP.
+    k1, k2 = jax.random.split(jax.random.key(0))
+    x0 = jax.random.normal(k1, (9, 3), jnp.float64)
+    eps = jax.random.normal(k2, (9, 3), jnp.float64)
+    xt = a[:, None] * x0 + s[:, None] * eps
+    outs = {"eps": eps, "x0": x0, "v": S.v_from_eps_x0(eps, x0, a, s),
+            "score": -eps / s[:, None]}
+    for prediction, out in outs.items():
+      e, x = S.prediction_to_eps_x0(out, xt, a, s, prediction)
+      np.testing.assert_allclose(e, eps, rtol=1e-9, atol=1e-9, err_msg=prediction)
+      np.testing.assert_allclose(x, x0, rtol=1e-9, atol=1e-9, err_msg=prediction)
 
 
 # ------------------------------------------------------------------------------------------------
