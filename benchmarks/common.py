@@ -37,6 +37,22 @@ class BenchmarkError(ValueError):
   """A benchmark cannot go on as asked (the message says why and what to do)."""
 
 
+def list_flag(name: str, kind: Callable[[str], Any] = int) -> list:
+  """The values of the comma-separated list flag ``--name`` as ``kind`` (``int`` or ``float``).
+
+  Raises:
+    genjax.cli.UsageError: a value is not one, naming the flag.
+  """
+  from absl import flags
+  from genjax import cli
+  values = flags.FLAGS[name].value
+  try:
+    return [kind(v) for v in values]
+  except ValueError:
+    what = "integers" if kind is int else "numbers"
+    raise cli.UsageError(f"--{name} must be {what}, got {','.join(values)}.") from None
+
+
 # -- configs --------------------------------------------------------------------------------
 
 

@@ -87,15 +87,12 @@ def _smoke_runs(out: str) -> dict:
 def main(argv):
   del argv
   import jax
-  from genjax import cli, sampling
+  from genjax import sampling
   from genjax.distill.method import x0_network
   from genjax.metrics import sample_quality
   from genjax.training import run as run_lib
 
-  try:
-    rounds = [int(n) for n in FLAGS.rounds]
-  except ValueError:
-    raise cli.UsageError(f"--rounds must be integers, got {','.join(FLAGS.rounds)}.") from None
+  rounds = common.list_flag("rounds")
   out = FLAGS.out or os.path.join("runs", "distill_smoke" if FLAGS.smoke else "distill")
   os.makedirs(out, exist_ok=True)
   paths = {"v_teacher": FLAGS.v_teacher, "edm": FLAGS.edm, "cd": FLAGS.cd, "ct": FLAGS.ct}

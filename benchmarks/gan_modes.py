@@ -79,10 +79,7 @@ def main(argv) -> None:
   unknown = sorted(set(FLAGS.losses) - set(LOSSES))
   if unknown:
     raise cli.UsageError(f"unknown --losses {unknown}; valid: {', '.join(LOSSES)}.")
-  try:
-    seeds = [int(s) for s in FLAGS.seeds]
-  except ValueError:
-    raise cli.UsageError(f"--seeds must be integers, got {','.join(FLAGS.seeds)}.") from None
+  seeds = common.list_flag("seeds")
   steps = FLAGS.steps
   if FLAGS.smoke:
     seeds, steps = [0], 2

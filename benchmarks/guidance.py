@@ -80,14 +80,11 @@ def _model(out: str):
 
 def main(argv):
   del argv
-  from genjax import cli, viz
+  from genjax import viz
   from genjax.metrics import sample_quality
   from genjax.metrics.digits_classifier import load_digits_classifier
 
-  try:
-    scales = [float(s) for s in FLAGS.scales]
-  except ValueError:
-    raise cli.UsageError(f"--scales must be numbers, got {','.join(FLAGS.scales)}.") from None
+  scales = common.list_flag("scales", float)
   if FLAGS.smoke:
     FLAGS.train_steps = 2
     FLAGS.per_class = min(FLAGS.per_class, 2)

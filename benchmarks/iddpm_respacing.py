@@ -78,14 +78,10 @@ def sampler_method(config, spec, method, sampling_fields: dict, var_type: str):
 
 def main(argv):
   del argv
-  from genjax import cli
   from genjax.metrics import sample_quality
   from genjax.training import run as run_lib
 
-  try:
-    ks = [int(s) for s in FLAGS.steps]
-  except ValueError:
-    raise cli.UsageError(f"--steps must be integers, got {','.join(FLAGS.steps)}.") from None
+  ks = common.list_flag("steps")
   num, train_steps = FLAGS.num, FLAGS.train_steps
   if FLAGS.smoke:
     ks, num, train_steps = [5], min(num, 16), 2

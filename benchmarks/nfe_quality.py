@@ -238,10 +238,7 @@ def main(argv):
   unknown = sorted(set(FLAGS.samplers) - set(SAMPLERS))
   if unknown:
     raise cli.UsageError(f"unknown --samplers {unknown}; valid: {', '.join(SAMPLERS)}.")
-  try:
-    [int(n) for n in FLAGS.nfes]
-  except ValueError:
-    raise cli.UsageError(f"--nfes must be integers, got {','.join(FLAGS.nfes)}.") from None
+  common.list_flag("nfes")  # checked before any training
   if FLAGS.smoke:
     FLAGS.train_steps, FLAGS.nfes, FLAGS.num = 2, ["10"], min(FLAGS.num, 64)
   out = FLAGS.out or os.path.join("runs", "nfe_quality_smoke" if FLAGS.smoke else "nfe_quality")

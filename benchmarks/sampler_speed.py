@@ -56,13 +56,10 @@ def trained_model(workdir: str, train_steps: int):
 
 def main(argv):
   del argv
-  from genjax import cli, sampling
+  from genjax import sampling
   from genjax.sampling.ancestral import ddpm_step_fn
 
-  try:
-    batches = [int(b) for b in FLAGS.batches]
-  except ValueError:
-    raise cli.UsageError(f"--batches must be integers, got {','.join(FLAGS.batches)}.") from None
+  batches = common.list_flag("batches")
   train_steps, repeats = FLAGS.train_steps, FLAGS.repeats
   if FLAGS.smoke:
     train_steps, batches, repeats = 2, [16], 1
