@@ -71,12 +71,12 @@ def replacement(known: jax.Array, mask: jax.Array, basis: Optional[jax.Array] = 
 
   def constraint(x, alpha, sigma, key):
     z = jax.random.normal(key, x.shape, x.dtype)
-    if basis is not None:
-      b = jnp.asarray(basis, x.dtype)
+    b = None if basis is None else jnp.asarray(basis, x.dtype)
+    if b is not None:
       x = x @ b
     noised = bcast(alpha, x) * known.astype(x.dtype) + bcast(sigma, x) * z
     x = mask * noised + (1 - mask) * x
-    return x if basis is None else x @ jnp.asarray(basis, x.dtype).T
+    return x if b is None else x @ b.T
 
   return constraint
 
