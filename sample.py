@@ -72,6 +72,8 @@ def _define_sampling_flags():
     text = " ".join(helps.get(f.name, f.name).split()) + f" (config.sampling.{f.name})"
     if f.name == "sampler":
       text += ". Samplers by method: " + catalog.help_by_method(methods.SAMPLING)
+    elif f.name == "steps":
+      text += ". Per sampler: " + catalog.help_text()
     hint = hints[f.name]
     if hint is bool:
       flags.DEFINE_bool(f.name, None, text)

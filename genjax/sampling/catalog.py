@@ -35,8 +35,8 @@ class SamplingConfig:
 
   Attributes:
     sampler: the sampler's name; "" is the method's default.
-    steps: the sampler's step count (its meaning and default per sampler: see ``--help``); 0
-      is the sampler's default.
+    steps: the sampler's step count (its meaning and default differ per sampler); 0 is the
+      sampler's default.
     eta: DDIM's stochasticity (0: deterministic; 1: ancestral with beta-tilde).
     spacing: DDIM's grid: uniform | quadratic.
     set_alpha_to_one: DDIM's last step lands on clean data (True) or on the first level
@@ -280,14 +280,11 @@ def validate_config(cfg: SamplingConfig) -> None:
                      f"{len(cfg.taus)}.")
 
 
-def help_text(process_kind: Optional[str] = None, kind: str = "denoiser") -> str:
-  """Each sampler valid here, what ``steps`` means for it and the fields it reads."""
-  lines = []
-  for name in sampler_names(process_kind, kind):
-    s = SAMPLERS[name]
-    lines.append(f"{name}: {s.summary}; steps = {s.steps_help}; options: "
-                 f"{', '.join(s.options) or '-'}")
-  return "\n".join(lines)
+def help_text() -> str:
+  """What ``steps`` means for each sampler, its default, and the fields it reads
+  (``sample.py --steps``'s help)."""
+  return "; ".join(f"{s.name}: {s.steps_help} (reads {', '.join(s.options) or 'no option'})"
+                   for s in SAMPLERS.values())
 
 
 def help_by_method(methods: dict) -> str:

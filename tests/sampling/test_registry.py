@@ -24,6 +24,9 @@ def test_the_catalog_and_the_method_table_import_no_jax():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
   assert out.returncode == 0, out.stderr
   assert "sde: ddpm (vp), ddim, pc" in out.stdout and "progressive_distill: ddim" in out.stdout
+  steps_help = catalog.help_text()  # sample.py --steps: every sampler's meaning of steps
+  for name, entry in catalog.SAMPLERS.items():
+    assert f"{name}: {entry.steps_help}" in steps_help
 
 
 def test_every_catalog_entry_has_a_runner_and_a_tag():
