@@ -12,7 +12,7 @@ combination of noise predictions as a linear multistep method would (the "gradie
 
 * the first three steps are pseudo Runge-Kutta steps (eq. 13, "PRK", 4 evaluations each) with
   a half step ``r / 2`` (``r = T // S``): ``e = (e1 + 2 e2 + 2 e3 + e4) / 6`` where ``e2``, ``e3``
-  are taken at the midpoint and ``e4`` at the end of the step;
+  are taken at the midpoint ``t_next + r // 2`` and ``e4`` at the end of the step;
 * then pseudo linear multistep steps (eq. 12, "PLMS", one evaluation each):
   ``e = (55 e_0 - 59 e_1 + 37 e_2 - 9 e_3) / 24`` over the last four predictions (the first
   prediction of every PRK step counts as history).
@@ -96,14 +96,14 @@ def pndm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
   x, hist = x_T, []
   for i in range(3):
     t, t_next = ts_j[i], ts_j[i + 1]
-    t_mid = t - half
+    t_mid = t_next + half
     e1 = e_of(x, t)
     hist.append(e1)
-    e2 = e_of(pndm_transfer(x, e1, ab(t), ab(t_mid)), t_mid)
+    # diffusers' first half step lands on t - r // 2 but is evaluated at t_next + r // 2 (the
+    # same step unless r is odd); kept for parity.
+    e2 = e_of(pndm_transfer(x, e1, ab(t), ab(t - half)), t_mid)
     e3 = e_of(pndm_transfer(x, e2, ab(t), ab(t_mid)), t_mid)
-    # diffusers moves this third stage to t - 2 (r // 2), which is t_next unless r is odd, and
-    # evaluates it at t_next; kept for parity.
-    e4 = e_of(pndm_transfer(x, e3, ab(t), ab(t - 2 * half)), t_next)
+    e4 = e_of(pndm_transfer(x, e3, ab(t), ab(t_next)), t_next)
     x = pndm_transfer(x, (e1 + 2.0 * e2 + 2.0 * e3 + e4) / 6.0, ab(t), ab(t_next)).astype(dtype)
 
   # 2. Pseudo linear multistep (PNDM eq. 12) from ts[3] down, the last step to abar_prev.
