@@ -292,23 +292,30 @@ def render(scenes: Sequence[Scene], image_size: int = 32
     slot = np.concatenate([np.arange(sc.num_objects) for sc in scenes])
     shape, colour = np.array(shape), np.array(colour)
     radius, cy, cx, rot = (np.array(v, np.float32) for v in (radius, cy, cx, rot))
-    dx = coords[None, None, :] - cx[:, None, None]
-    dy = cy[:, None, None] - coords[None, :, None]  # y up
+    # Each object (with its anti-aliased rim) lies inside its cell, so its signed distance is
+    # computed on a patch of P x P pixels around the cell only.
+    p = min(s, int(np.ceil(cell_px)) + 3)
+    top = np.clip(np.floor((cy - 0.5 * cell_px)).astype(np.int64) - 1, 0, s - p)
+    left = np.clip(np.floor((cx - 0.5 * cell_px)).astype(np.int64) - 1, 0, s - p)
+    rows = top[:, None] + np.arange(p)  # [m, P]
+    cols = left[:, None] + np.arange(p)
+    dx = coords[cols][:, None, :] - cx[:, None, None]  # [m, 1, P]
+    dy = cy[:, None, None] - coords[rows][:, :, None]  # [m, P, 1], y up
     cos, sin = np.cos(rot)[:, None, None], np.sin(rot)[:, None, None]
     px = cos * dx + sin * dy  # rotate the frame by -rotation (the shape turns anticlockwise)
     py = -sin * dx + cos * dy
     d = _signed_distance(shape, radius, px.astype(np.float32), py.astype(np.float32))
-    alpha = np.clip(0.5 - d, 0.0, 1.0)[..., None]  # [m, S, S, 1]
-    # Objects never overlap, so compositing them in any order gives the same image.
+    alpha = np.clip(0.5 - d, 0.0, 1.0)[..., None]  # [m, P, P, 1]
+    # Objects never overlap, so compositing them in any order gives the same image; one slot
+    # at a time, each image has at most one object, so the scattered patches do not collide.
     for k in range(MAX_OBJECTS):
       sel = slot == k
       if not sel.any():
         continue
-      ii = img_of[sel]
+      at = (img_of[sel][:, None, None], rows[sel][:, :, None], cols[sel][:, None, :])
       a = alpha[sel]
-      images[ii] = images[ii] * (1.0 - a) + a * COLOUR_RGB[colour[sel]][:, None, None, :]
-      inside = d[sel] <= 0.0
-      mask[ii] = np.where(inside, k + 1, mask[ii])
+      images[at] = images[at] * (1.0 - a) + a * COLOUR_RGB[colour[sel]][:, None, None, :]
+      mask[at] = np.where(d[sel] <= 0.0, k + 1, mask[at])
   np.clip(images, 0.0, 1.0, out=images)
   edges = instance_edges(mask)
   return images, mask, edges
