@@ -34,6 +34,9 @@ METHODS = {
     "consistency_training": "genjax.distill.method:build_consistency_training",
     "progressive_distill": "genjax.distill.method:build_progressive_distill",
     "noisy_classifier": "genjax.diffusion.classifier:build_noisy_classifier",
+    "autoencoder_kl": "genjax.latent.autoencoder:build_autoencoder_kl",
+    "vqgan": "genjax.latent.autoencoder:build_vqgan",
+    "ldm": "genjax.latent.ldm:build_ldm",
 }
 
 
@@ -46,6 +49,7 @@ SAMPLING = {
     "consistency_distill": ("consistency", ("edm",)),
     "consistency_training": ("consistency", ("edm",)),
     "progressive_distill": ("student", ("discrete_view",)),
+    "ldm": ("denoiser", ("discrete",)),
 }
 
 

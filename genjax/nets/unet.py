@@ -9,7 +9,13 @@ configuration (the defaults, on 32x32x3) has 35,746,307 parameters, the paper's 
 
 Additions over the reference, both from improved-diffusion: class conditioning (a label
 embedding added to the time embedding) and a configurable output width (``2 * C`` for
-learned-variance models).
+learned-variance models). From latent diffusion (Rombach et al. 2022, Sec. 3.3; seed 003
+eq. 47-48): with ``context_dim > 0`` the attention at ``attn_resolutions`` and in the middle is
+a :class:`~genjax.nets.attention.SpatialTransformer` (Stable Diffusion 1.x's
+``Transformer2DModel``: self-attention, cross-attention to ``context``, GEGLU feed-forward),
+named ``down_{i}_transformer_{j}``, ``mid_transformer_1``, ``up_{i}_transformer_{j}``. With
+``context_dim = 0`` (the default) the network, its parameters and its outputs are the
+reference's.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genjax.nets.attention import SpatialTransformer
 from genjax.nets.layers import (AttnBlock, Downsample, GroupNorm, ResBlock, Upsample,
                                 _conv, _dense, normal_init, timestep_embedding)
 
@@ -62,6 +69,12 @@ class UNet(nn.Module):
       pooling / nearest repetition (False).
     dtype: compute dtype; parameters are float32, so ``jnp.bfloat16`` is mixed precision.
       The output is cast back to the input's dtype.
+    context_dim: width of the cross-attention context (0: no cross-attention, the
+      reference U-Net). With it, ``context [B, L, context_dim]`` is required.
+    num_heads: attention heads of the transformer blocks (context_dim > 0 only).
+    head_dim: width of each head; -1: ``channels // num_heads`` (Stable Diffusion 1.x: 8 heads
+      of ``channels / 8``).
+    transformer_depth: BasicTransformerBlocks per SpatialTransformer.
 
   Example:
     >>> net = UNet(ch=32, ch_mult=(1, 2), attn_resolutions=(4,))
@@ -80,6 +93,25 @@ class UNet(nn.Module):
   out_channels: Optional[int] = None
   resamp_with_conv: bool = True
   dtype: Any = jnp.float32
+  context_dim: int = 0
+  num_heads: int = 8
+  head_dim: int = -1
+  transformer_depth: int = 1
+
+  def _check_context(self, b: int, context: Optional[Array], mask: Optional[Array]) -> None:
+    if self.context_dim <= 0:
+      if context is not None or mask is not None:
+        raise ValueError("UNet: a context was given but context_dim=0 (no cross-attention); "
+                         "set context_dim to the context's width, or pass context=None.")
+      return
+    if context is None or context.ndim != 3 or context.shape[0] != b \
+        or context.shape[-1] != self.context_dim:
+      raise ValueError(f"UNet: context_dim={self.context_dim} needs context [B={b}, L, "
+                       f"{self.context_dim}], got "
+                       f"{None if context is None else tuple(context.shape)}.")
+    if mask is not None and tuple(mask.shape) != tuple(context.shape[:2]):
+      raise ValueError(f"UNet: context_mask must have shape [B, L] = "
+                       f"{tuple(context.shape[:2])}, got {tuple(mask.shape)}.")
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     """Raise a clear ValueError for inputs the network cannot take."""
@@ -118,7 +150,8 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, t: Array, y: Optional[Array] = None,
-               train: bool = False) -> Array:
+               train: bool = False, context: Optional[Array] = None,
+               context_mask: Optional[Array] = None) -> Array:
     """Predict the noise (or another target) for noisy images ``x`` at times ``t``.
 
     Args:
@@ -128,6 +161,8 @@ class UNet(nn.Module):
       y: [B] int class labels in ``{0..num_classes}`` (``num_classes`` = no label); must
         be given iff ``num_classes > 0``.
       train: enable dropout (needs ``rngs={"dropout": key}`` in ``apply``).
+      context: [B, L, context_dim] cross-attention context (``context_dim > 0`` only).
+      context_mask: [B, L], 1 for real tokens, 0 for padding (optional).
 
     Returns:
       [B, H, W, out_channels or C], in x's dtype.
@@ -136,6 +171,9 @@ class UNet(nn.Module):
     t = jnp.asarray(t)
     y = None if y is None else jnp.asarray(y)
     self._check_inputs(x, t, y)
+    context = None if context is None else jnp.asarray(context)
+    context_mask = None if context_mask is None else jnp.asarray(context_mask)
+    self._check_context(x.shape[0], context, context_mask)
     b, _, _, c_in = x.shape
     t = jnp.reshape(t, (-1,))  # a scalar t (one per sampler step) is embedded once
     dt = self.dtype
@@ -150,6 +188,14 @@ class UNet(nn.Module):
                              param_dtype=jnp.float32, embedding_init=normal_init(1.0),
                              name="label_emb")(y)
 
+    def attn(h, name):
+      """The reference's AttnBlock, or with a context a SpatialTransformer."""
+      if self.context_dim <= 0:
+        return AttnBlock(dtype=dt, name=name.replace("transformer", "attn"))(h)
+      return SpatialTransformer(self.num_heads, None if self.head_dim < 0 else self.head_dim,
+                                self.transformer_depth, dtype=dt,
+                                name=name)(h, context.astype(dt), context_mask)
+
     def res(h, out_ch, name):
       return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name)(h, temb, train)
 
@@ -159,7 +205,7 @@ class UNet(nn.Module):
       for j in range(self.num_res_blocks):
         h = res(hs[-1], self.ch * self.ch_mult[i], f"down_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(dtype=dt, name=f"down_{i}_attn_{j}")(h)
+          h = attn(h, f"down_{i}_transformer_{j}")
         hs.append(h)
       if i != num_levels - 1:
         hs.append(Downsample(self.resamp_with_conv, dtype=dt, name=f"down_{i}_downsample")(hs[-1]))
@@ -167,7 +213,7 @@ class UNet(nn.Module):
     # 3. Middle.
     h = hs[-1]
     h = res(h, None, "mid_block_1")
-    h = AttnBlock(dtype=dt, name="mid_attn_1")(h)
+    h = attn(h, "mid_transformer_1")
     h = res(h, None, "mid_block_2")
 
     # 4. Upsampling path, consuming the skips in reverse.
@@ -176,7 +222,7 @@ class UNet(nn.Module):
         h = res(jnp.concatenate([h, hs.pop()], axis=-1), self.ch * self.ch_mult[i],
                 f"up_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(dtype=dt, name=f"up_{i}_attn_{j}")(h)
+          h = attn(h, f"up_{i}_transformer_{j}")
       if i != 0:
         h = Upsample(self.resamp_with_conv, dtype=dt, name=f"up_{i}_upsample")(h)
     assert not hs
