@@ -34,6 +34,7 @@ METHODS = {
     "consistency_training": "genjax.distill.method:build_consistency_training",
     "progressive_distill": "genjax.distill.method:build_progressive_distill",
     "noisy_classifier": "genjax.diffusion.classifier:build_noisy_classifier",
+    "mae": "genjax.mae.method:build_mae",
 }
 
 
