@@ -35,6 +35,7 @@ METHODS = {
     "progressive_distill": "genjax.distill.method:build_progressive_distill",
     "noisy_classifier": "genjax.diffusion.classifier:build_noisy_classifier",
     "mae": "genjax.mae.method:build_mae",
+    "dvae": "genjax.dalle.dvae:build_dvae",
 }
 
 
