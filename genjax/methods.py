@@ -36,6 +36,7 @@ METHODS = {
     "noisy_classifier": "genjax.diffusion.classifier:build_noisy_classifier",
     "mae": "genjax.mae.method:build_mae",
     "dvae": "genjax.dalle.dvae:build_dvae",
+    "dalle": "genjax.dalle.method:build_dalle",
 }
 
 
