@@ -37,6 +37,9 @@ METHODS = {
     "autoencoder_kl": "genjax.latent.autoencoder:build_autoencoder_kl",
     "vqgan": "genjax.latent.autoencoder:build_vqgan",
     "ldm": "genjax.latent.ldm:build_ldm",
+    "mae": "genjax.mae.method:build_mae",
+    "dvae": "genjax.dalle.dvae:build_dvae",
+    "dalle": "genjax.dalle.method:build_dalle",
 }
 
 
