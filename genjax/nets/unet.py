@@ -9,7 +9,10 @@ configuration (the defaults, on 32x32x3) has 35,746,307 parameters, the paper's 
 
 Additions over the reference, both from improved-diffusion: class conditioning (a label
 embedding added to the time embedding) and a configurable output width (``2 * C`` for
-learned-variance models).
+learned-variance models). Optional, off by default (no parameters, the same outputs): the
+noise-conditioning augmentation level of a cascade's super-resolution stage as a second
+embedded scalar (``aug_cond``; Ho et al. 2021, Sec. 3.2), and a conditioning vector projected
+into the time embedding (``emb_dim``; unCLIP's image embedding, Ramesh et al. 2022, Sec. 2.1).
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ class UNet(nn.Module):
       pooling / nearest repetition (False).
     dtype: compute dtype; parameters are float32, so ``jnp.bfloat16`` is mixed precision.
       The output is cast back to the input's dtype.
+    aug_cond: take ``aug_level`` [B], the noise-conditioning augmentation level of a cascaded
+      super-resolution stage (Ho et al. 2021, Sec. 3.2), embedded like ``t`` (sinusoid, two
+      dense layers ``aug_dense0/1``) and added to the time embedding. False: no parameters.
+    emb_dim: width of a conditioning vector ``emb`` [B, emb_dim] projected by a dense layer
+      (``emb_proj``) and added to the time embedding (unCLIP's decoder adds the CLIP image
+      embedding so, Ramesh et al. 2022, Sec. 2.1). 0: no parameters.
 
   Example:
     >>> net = UNet(ch=32, ch_mult=(1, 2), attn_resolutions=(4,))
@@ -80,6 +89,27 @@ class UNet(nn.Module):
   out_channels: Optional[int] = None
   resamp_with_conv: bool = True
   dtype: Any = jnp.float32
+  aug_cond: bool = False
+  emb_dim: int = 0
+
+  def _check_extra(self, b: int, aug_level: Optional[Array], emb: Optional[Array]) -> None:
+    """Clear errors for the optional augmentation level and conditioning vector."""
+    if self.aug_cond:
+      if aug_level is None:
+        raise ValueError("UNet: aug_cond=True needs aug_level [B] (the noise-conditioning "
+                         "augmentation level; 0 for a clean condition).")
+      if aug_level.ndim > 1 or (aug_level.ndim == 1 and aug_level.shape[0] != b):
+        raise ValueError(f"UNet: aug_level must be a scalar or have shape [B] = [{b}], got "
+                         f"{aug_level.shape}.")
+    elif aug_level is not None:
+      raise ValueError("UNet: aug_level was given but aug_cond=False; set aug_cond=True.")
+    if self.emb_dim:
+      if emb is None or emb.shape != (b, self.emb_dim):
+        raise ValueError(f"UNet: emb_dim={self.emb_dim} needs emb of shape [B, emb_dim] = "
+                         f"[{b}, {self.emb_dim}], got "
+                         f"{None if emb is None else emb.shape}.")
+    elif emb is not None:
+      raise ValueError("UNet: emb was given but emb_dim=0; set emb_dim to its width.")
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     """Raise a clear ValueError for inputs the network cannot take."""
@@ -118,7 +148,8 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, t: Array, y: Optional[Array] = None,
-               train: bool = False) -> Array:
+               train: bool = False, aug_level: Optional[Array] = None,
+               emb: Optional[Array] = None) -> Array:
     """Predict the noise (or another target) for noisy images ``x`` at times ``t``.
 
     Args:
@@ -128,6 +159,8 @@ class UNet(nn.Module):
       y: [B] int class labels in ``{0..num_classes}`` (``num_classes`` = no label); must
         be given iff ``num_classes > 0``.
       train: enable dropout (needs ``rngs={"dropout": key}`` in ``apply``).
+      aug_level: [B] or scalar augmentation levels; given iff ``aug_cond``.
+      emb: [B, emb_dim] conditioning vectors; given iff ``emb_dim > 0``.
 
     Returns:
       [B, H, W, out_channels or C], in x's dtype.
@@ -137,6 +170,8 @@ class UNet(nn.Module):
     y = None if y is None else jnp.asarray(y)
     self._check_inputs(x, t, y)
     b, _, _, c_in = x.shape
+    aug_level = None if aug_level is None else jnp.asarray(aug_level)
+    self._check_extra(b, aug_level, emb)
     t = jnp.reshape(t, (-1,))  # a scalar t (one per sampler step) is embedded once
     dt = self.dtype
     num_levels = len(self.ch_mult)
@@ -149,6 +184,12 @@ class UNet(nn.Module):
       temb = temb + nn.Embed(self.num_classes + 1, 4 * self.ch, dtype=dt,
                              param_dtype=jnp.float32, embedding_init=normal_init(1.0),
                              name="label_emb")(y)
+    if self.aug_cond:  # Ho et al. 2021, Sec. 3.2: the level s as a second embedded scalar
+      aemb = timestep_embedding(jnp.reshape(aug_level, (-1,)), self.ch)
+      aemb = _dense(4 * self.ch, dtype=dt, name="aug_dense0")(aemb)
+      temb = temb + _dense(4 * self.ch, dtype=dt, name="aug_dense1")(nn.silu(aemb))
+    if self.emb_dim:
+      temb = temb + _dense(4 * self.ch, dtype=dt, name="emb_proj")(jnp.asarray(emb).astype(dt))
 
     def res(h, out_ch, name):
       return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name)(h, temb, train)
