@@ -40,6 +40,7 @@ METHODS = {
     "mae": "genjax.mae.method:build_mae",
     "dvae": "genjax.dalle.dvae:build_dvae",
     "dalle": "genjax.dalle.method:build_dalle",
+    "cascade": "genjax.cascade.method:build_cascade",
 }
 
 
@@ -53,6 +54,7 @@ SAMPLING = {
     "consistency_training": ("consistency", ("edm",)),
     "progressive_distill": ("student", ("discrete_view",)),
     "ldm": ("denoiser", ("discrete",)),
+    "cascade": ("denoiser", ("discrete",)),
 }
 
 

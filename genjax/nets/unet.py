@@ -15,7 +15,10 @@ a :class:`~genjax.nets.attention.SpatialTransformer` (Stable Diffusion 1.x's
 ``Transformer2DModel``: self-attention, cross-attention to ``context``, GEGLU feed-forward),
 named ``down_{i}_transformer_{j}``, ``mid_transformer_1``, ``up_{i}_transformer_{j}``. With
 ``context_dim = 0`` (the default) the network, its parameters and its outputs are the
-reference's.
+reference's. Optional, off by default (no parameters, the same outputs): the
+noise-conditioning augmentation level of a cascade's super-resolution stage as a second
+embedded scalar (``aug_cond``; Ho et al. 2021, Sec. 3.2), and a conditioning vector projected
+into the time embedding (``emb_dim``; unCLIP's image embedding, Ramesh et al. 2022, Sec. 2.1).
 """
 
 from __future__ import annotations
@@ -75,6 +78,12 @@ class UNet(nn.Module):
     head_dim: width of each head; -1: ``channels // num_heads`` (Stable Diffusion 1.x: 8 heads
       of ``channels / 8``).
     transformer_depth: BasicTransformerBlocks per SpatialTransformer.
+    aug_cond: take ``aug_level`` [B], the noise-conditioning augmentation level of a cascaded
+      super-resolution stage (Ho et al. 2021, Sec. 3.2), embedded like ``t`` (sinusoid, two
+      dense layers ``aug_dense0/1``) and added to the time embedding. False: no parameters.
+    emb_dim: width of a conditioning vector ``emb`` [B, emb_dim] projected by a dense layer
+      (``emb_proj``) and added to the time embedding (unCLIP's decoder adds the CLIP image
+      embedding so, Ramesh et al. 2022, Sec. 2.1). 0: no parameters.
 
   Example:
     >>> net = UNet(ch=32, ch_mult=(1, 2), attn_resolutions=(4,))
@@ -112,6 +121,27 @@ class UNet(nn.Module):
     if mask is not None and tuple(mask.shape) != tuple(context.shape[:2]):
       raise ValueError(f"UNet: context_mask must have shape [B, L] = "
                        f"{tuple(context.shape[:2])}, got {tuple(mask.shape)}.")
+  aug_cond: bool = False
+  emb_dim: int = 0
+
+  def _check_extra(self, b: int, aug_level: Optional[Array], emb: Optional[Array]) -> None:
+    """Clear errors for the optional augmentation level and conditioning vector."""
+    if self.aug_cond:
+      if aug_level is None:
+        raise ValueError("UNet: aug_cond=True needs aug_level [B] (the noise-conditioning "
+                         "augmentation level; 0 for a clean condition).")
+      if aug_level.ndim > 1 or (aug_level.ndim == 1 and aug_level.shape[0] != b):
+        raise ValueError(f"UNet: aug_level must be a scalar or have shape [B] = [{b}], got "
+                         f"{aug_level.shape}.")
+    elif aug_level is not None:
+      raise ValueError("UNet: aug_level was given but aug_cond=False; set aug_cond=True.")
+    if self.emb_dim:
+      if emb is None or emb.shape != (b, self.emb_dim):
+        raise ValueError(f"UNet: emb_dim={self.emb_dim} needs emb of shape [B, emb_dim] = "
+                         f"[{b}, {self.emb_dim}], got "
+                         f"{None if emb is None else emb.shape}.")
+    elif emb is not None:
+      raise ValueError("UNet: emb was given but emb_dim=0; set emb_dim to its width.")
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     """Raise a clear ValueError for inputs the network cannot take."""
@@ -151,7 +181,8 @@ class UNet(nn.Module):
   @nn.compact
   def __call__(self, x: Array, t: Array, y: Optional[Array] = None,
                train: bool = False, context: Optional[Array] = None,
-               context_mask: Optional[Array] = None) -> Array:
+               context_mask: Optional[Array] = None, aug_level: Optional[Array] = None,
+               emb: Optional[Array] = None) -> Array:
     """Predict the noise (or another target) for noisy images ``x`` at times ``t``.
 
     Args:
@@ -163,6 +194,8 @@ class UNet(nn.Module):
       train: enable dropout (needs ``rngs={"dropout": key}`` in ``apply``).
       context: [B, L, context_dim] cross-attention context (``context_dim > 0`` only).
       context_mask: [B, L], 1 for real tokens, 0 for padding (optional).
+      aug_level: [B] or scalar augmentation levels; given iff ``aug_cond``.
+      emb: [B, emb_dim] conditioning vectors; given iff ``emb_dim > 0``.
 
     Returns:
       [B, H, W, out_channels or C], in x's dtype.
@@ -175,6 +208,8 @@ class UNet(nn.Module):
     context_mask = None if context_mask is None else jnp.asarray(context_mask)
     self._check_context(x.shape[0], context, context_mask)
     b, _, _, c_in = x.shape
+    aug_level = None if aug_level is None else jnp.asarray(aug_level)
+    self._check_extra(b, aug_level, emb)
     t = jnp.reshape(t, (-1,))  # a scalar t (one per sampler step) is embedded once
     dt = self.dtype
     num_levels = len(self.ch_mult)
@@ -187,6 +222,12 @@ class UNet(nn.Module):
       temb = temb + nn.Embed(self.num_classes + 1, 4 * self.ch, dtype=dt,
                              param_dtype=jnp.float32, embedding_init=normal_init(1.0),
                              name="label_emb")(y)
+    if self.aug_cond:  # Ho et al. 2021, Sec. 3.2: the level s as a second embedded scalar
+      aemb = timestep_embedding(jnp.reshape(aug_level, (-1,)), self.ch)
+      aemb = _dense(4 * self.ch, dtype=dt, name="aug_dense0")(aemb)
+      temb = temb + _dense(4 * self.ch, dtype=dt, name="aug_dense1")(nn.silu(aemb))
+    if self.emb_dim:
+      temb = temb + _dense(4 * self.ch, dtype=dt, name="emb_proj")(jnp.asarray(emb).astype(dt))
 
     def attn(h, name):
       """The reference's AttnBlock, or with a context a SpatialTransformer."""
