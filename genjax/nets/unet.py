@@ -118,7 +118,8 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, t: Array, y: Optional[Array] = None,
-               train: bool = False) -> Array:
+               train: bool = False, down_residuals: Optional[Sequence[Array]] = None,
+               mid_residual: Optional[Array] = None) -> Array:
     """Predict the noise (or another target) for noisy images ``x`` at times ``t``.
 
     Args:
@@ -128,6 +129,11 @@ class UNet(nn.Module):
       y: [B] int class labels in ``{0..num_classes}`` (``num_classes`` = no label); must
         be given iff ``num_classes > 0``.
       train: enable dropout (needs ``rngs={"dropout": key}`` in ``apply``).
+      down_residuals: optional residuals added to the skip activations (one per skip, in the
+        order the down path makes them: ``conv_in``, each down ResBlock, each Downsample), as a
+        ControlNet's zero convolutions give them (:class:`genjax.nets.controlnet.ControlNet`).
+      mid_residual: optional residual added to the middle block's output.
+      Without them the network is exactly the plain U-Net.
 
     Returns:
       [B, H, W, out_channels or C], in x's dtype.
@@ -166,9 +172,16 @@ class UNet(nn.Module):
 
     # 3. Middle.
     h = hs[-1]
+    if down_residuals is not None:  # ControlNet (Zhang et al. 2023): y_c = F(x) + Z(F_c(...))
+      if len(down_residuals) != len(hs):  # on the skips only, as diffusers' UNet2DConditionModel
+        raise ValueError(f"UNet: down_residuals must hold one residual per skip ({len(hs)}), "
+                         f"got {len(down_residuals)}.")
+      hs = [s + r.astype(s.dtype) for s, r in zip(hs, down_residuals)]
     h = res(h, None, "mid_block_1")
     h = AttnBlock(dtype=dt, name="mid_attn_1")(h)
     h = res(h, None, "mid_block_2")
+    if mid_residual is not None:
+      h = h + mid_residual.astype(h.dtype)
 
     # 4. Upsampling path, consuming the skips in reverse.
     for i in reversed(range(num_levels)):
