@@ -182,7 +182,8 @@ class UNet(nn.Module):
   def __call__(self, x: Array, t: Array, y: Optional[Array] = None,
                train: bool = False, context: Optional[Array] = None,
                context_mask: Optional[Array] = None, aug_level: Optional[Array] = None,
-               emb: Optional[Array] = None) -> Array:
+               emb: Optional[Array] = None, down_residuals: Optional[Sequence[Array]] = None,
+               mid_residual: Optional[Array] = None) -> Array:
     """Predict the noise (or another target) for noisy images ``x`` at times ``t``.
 
     Args:
@@ -196,6 +197,11 @@ class UNet(nn.Module):
       context_mask: [B, L], 1 for real tokens, 0 for padding (optional).
       aug_level: [B] or scalar augmentation levels; given iff ``aug_cond``.
       emb: [B, emb_dim] conditioning vectors; given iff ``emb_dim > 0``.
+      down_residuals: optional residuals added to the skip activations (one per skip, in the
+        order the down path makes them: ``conv_in``, each down ResBlock, each Downsample), as a
+        ControlNet's zero convolutions give them (:class:`genjax.nets.controlnet.ControlNet`).
+      mid_residual: optional residual added to the middle block's output.
+      Without them the network is exactly the plain U-Net.
 
     Returns:
       [B, H, W, out_channels or C], in x's dtype.
@@ -253,9 +259,16 @@ class UNet(nn.Module):
 
     # 3. Middle.
     h = hs[-1]
+    if down_residuals is not None:  # ControlNet (Zhang et al. 2023): y_c = F(x) + Z(F_c(...))
+      if len(down_residuals) != len(hs):  # on the skips only, as diffusers' UNet2DConditionModel
+        raise ValueError(f"UNet: down_residuals must hold one residual per skip ({len(hs)}), "
+                         f"got {len(down_residuals)}.")
+      hs = [s + r.astype(s.dtype) for s, r in zip(hs, down_residuals)]
     h = res(h, None, "mid_block_1")
     h = attn(h, "mid_transformer_1")
     h = res(h, None, "mid_block_2")
+    if mid_residual is not None:
+      h = h + mid_residual.astype(h.dtype)
 
     # 4. Upsampling path, consuming the skips in reverse.
     for i in reversed(range(num_levels)):
