@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from genjax.nets.layers import (AttnBlock, Downsample, GroupNorm, ResBlock, Upsample,
-                                _conv, _dense, normal_init, timestep_embedding)
+                                _conv, _dense, _norm_kwargs, normal_init,
+                                timestep_embedding)
 
 Array = jax.Array
 
@@ -62,6 +63,19 @@ class UNet(nn.Module):
       pooling / nearest repetition (False).
     dtype: compute dtype; parameters are float32, so ``jnp.bfloat16`` is mixed precision.
       The output is cast back to the input's dtype.
+    The options below serve published checkpoints whose layout differs numerically from the
+    reference; their defaults are the reference, and :mod:`genjax.pretrained` sets them from a
+    checkpoint's config.
+    norm_groups: None (:func:`~genjax.nets.layers.num_groups` of each width) or one GroupNorm
+      group count for every norm (diffusers' ``norm_num_groups``).
+    norm_eps: GroupNorm epsilon (diffusers' ``norm_eps``; the reference's 1e-6).
+    downsample_padding: "same" (TF, the reference; diffusers' ``downsample_padding=0``) or
+      "symmetric" (one pixel on each side: diffusers' ``downsample_padding=1``).
+    attn_head_dim: None (single-head attention, the reference) or the width of each head
+      (diffusers' ``attention_head_dim``).
+    temb_flip_sin_to_cos: cosines first in the time embedding (diffusers' ``flip_sin_to_cos``).
+    temb_freq_shift: the ``s`` of the time embedding's frequencies (diffusers' ``freq_shift``;
+      1 in the reference).
 
   Example:
     >>> net = UNet(ch=32, ch_mult=(1, 2), attn_resolutions=(4,))
@@ -80,6 +94,12 @@ class UNet(nn.Module):
   out_channels: Optional[int] = None
   resamp_with_conv: bool = True
   dtype: Any = jnp.float32
+  norm_groups: Optional[int] = None
+  norm_eps: float = 1e-6
+  downsample_padding: str = "same"
+  attn_head_dim: Optional[int] = None
+  temb_flip_sin_to_cos: bool = False
+  temb_freq_shift: float = 1.0
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     """Raise a clear ValueError for inputs the network cannot take."""
@@ -142,7 +162,11 @@ class UNet(nn.Module):
     num_levels = len(self.ch_mult)
 
     # 1. Time (and class) embedding.
-    temb = timestep_embedding(t, self.ch)
+    if self.temb_flip_sin_to_cos or self.temb_freq_shift != 1.0:
+      temb = timestep_embedding(t, self.ch, flip_sin_to_cos=self.temb_flip_sin_to_cos,
+                                freq_shift=self.temb_freq_shift)
+    else:
+      temb = timestep_embedding(t, self.ch)
     temb = _dense(4 * self.ch, dtype=dt, name="temb_dense0")(temb)
     temb = _dense(4 * self.ch, dtype=dt, name="temb_dense1")(nn.silu(temb))
     if self.num_classes > 0:
@@ -150,8 +174,14 @@ class UNet(nn.Module):
                              param_dtype=jnp.float32, embedding_init=normal_init(1.0),
                              name="label_emb")(y)
 
+    norm = {} if self.norm_groups is None else {"norm_groups": self.norm_groups}
+    if self.norm_eps != 1e-6:
+      norm["norm_eps"] = self.norm_eps
+    attn_kw = dict(norm, **({} if self.attn_head_dim is None else {"head_dim": self.attn_head_dim}))
+    down_kw = {} if self.downsample_padding == "same" else {"padding": self.downsample_padding}
+
     def res(h, out_ch, name):
-      return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name)(h, temb, train)
+      return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name, **norm)(h, temb, train)
 
     # 2. Downsampling path; hs holds the skip activations.
     hs = [_conv(self.ch, dtype=dt, name="conv_in")(x.astype(dt))]
@@ -159,15 +189,16 @@ class UNet(nn.Module):
       for j in range(self.num_res_blocks):
         h = res(hs[-1], self.ch * self.ch_mult[i], f"down_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(dtype=dt, name=f"down_{i}_attn_{j}")(h)
+          h = AttnBlock(dtype=dt, name=f"down_{i}_attn_{j}", **attn_kw)(h)
         hs.append(h)
       if i != num_levels - 1:
-        hs.append(Downsample(self.resamp_with_conv, dtype=dt, name=f"down_{i}_downsample")(hs[-1]))
+        hs.append(Downsample(self.resamp_with_conv, dtype=dt, name=f"down_{i}_downsample",
+                             **down_kw)(hs[-1]))
 
     # 3. Middle.
     h = hs[-1]
     h = res(h, None, "mid_block_1")
-    h = AttnBlock(dtype=dt, name="mid_attn_1")(h)
+    h = AttnBlock(dtype=dt, name="mid_attn_1", **attn_kw)(h)
     h = res(h, None, "mid_block_2")
 
     # 4. Upsampling path, consuming the skips in reverse.
@@ -176,12 +207,13 @@ class UNet(nn.Module):
         h = res(jnp.concatenate([h, hs.pop()], axis=-1), self.ch * self.ch_mult[i],
                 f"up_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(dtype=dt, name=f"up_{i}_attn_{j}")(h)
+          h = AttnBlock(dtype=dt, name=f"up_{i}_attn_{j}", **attn_kw)(h)
       if i != 0:
         h = Upsample(self.resamp_with_conv, dtype=dt, name=f"up_{i}_upsample")(h)
     assert not hs
 
     # 5. Output.
-    h = nn.silu(GroupNorm(dtype=dt, name="norm_out")(h))
+    h = nn.silu(GroupNorm(dtype=dt, name="norm_out",
+                          **_norm_kwargs(self.norm_groups, self.norm_eps))(h))
     h = _conv(self.out_channels or c_in, zero=True, dtype=dt, name="conv_out")(h)
     return h.astype(x.dtype)
