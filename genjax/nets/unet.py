@@ -31,7 +31,8 @@ import jax.numpy as jnp
 
 from genjax.nets.attention import SpatialTransformer
 from genjax.nets.layers import (AttnBlock, Downsample, GroupNorm, ResBlock, Upsample,
-                                _conv, _dense, normal_init, timestep_embedding)
+                                _conv, _dense, _norm_kwargs, normal_init,
+                                timestep_embedding)
 
 Array = jax.Array
 
@@ -84,6 +85,19 @@ class UNet(nn.Module):
     emb_dim: width of a conditioning vector ``emb`` [B, emb_dim] projected by a dense layer
       (``emb_proj``) and added to the time embedding (unCLIP's decoder adds the CLIP image
       embedding so, Ramesh et al. 2022, Sec. 2.1). 0: no parameters.
+    The options below serve published checkpoints whose layout differs numerically from the
+    reference; their defaults are the reference, and :mod:`genjax.pretrained` sets them from a
+    checkpoint's config.
+    norm_groups: None (:func:`~genjax.nets.layers.num_groups` of each width) or one GroupNorm
+      group count for every norm (diffusers' ``norm_num_groups``).
+    norm_eps: GroupNorm epsilon (diffusers' ``norm_eps``; the reference's 1e-6).
+    downsample_padding: "same" (TF, the reference; diffusers' ``downsample_padding=0``) or
+      "symmetric" (one pixel on each side: diffusers' ``downsample_padding=1``).
+    attn_head_dim: None (single-head attention, the reference) or the width of each head
+      (diffusers' ``attention_head_dim``).
+    temb_flip_sin_to_cos: cosines first in the time embedding (diffusers' ``flip_sin_to_cos``).
+    temb_freq_shift: the ``s`` of the time embedding's frequencies (diffusers' ``freq_shift``;
+      1 in the reference).
 
   Example:
     >>> net = UNet(ch=32, ch_mult=(1, 2), attn_resolutions=(4,))
@@ -142,6 +156,12 @@ class UNet(nn.Module):
                          f"{None if emb is None else emb.shape}.")
     elif emb is not None:
       raise ValueError("UNet: emb was given but emb_dim=0; set emb_dim to its width.")
+  norm_groups: Optional[int] = None
+  norm_eps: float = 1e-6
+  downsample_padding: str = "same"
+  attn_head_dim: Optional[int] = None
+  temb_flip_sin_to_cos: bool = False
+  temb_freq_shift: float = 1.0
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     """Raise a clear ValueError for inputs the network cannot take."""
@@ -221,7 +241,11 @@ class UNet(nn.Module):
     num_levels = len(self.ch_mult)
 
     # 1. Time (and class) embedding.
-    temb = timestep_embedding(t, self.ch)
+    if self.temb_flip_sin_to_cos or self.temb_freq_shift != 1.0:
+      temb = timestep_embedding(t, self.ch, flip_sin_to_cos=self.temb_flip_sin_to_cos,
+                                freq_shift=self.temb_freq_shift)
+    else:
+      temb = timestep_embedding(t, self.ch)
     temb = _dense(4 * self.ch, dtype=dt, name="temb_dense0")(temb)
     temb = _dense(4 * self.ch, dtype=dt, name="temb_dense1")(nn.silu(temb))
     if self.num_classes > 0:
@@ -235,16 +259,22 @@ class UNet(nn.Module):
     if self.emb_dim:
       temb = temb + _dense(4 * self.ch, dtype=dt, name="emb_proj")(jnp.asarray(emb).astype(dt))
 
+    norm = {} if self.norm_groups is None else {"norm_groups": self.norm_groups}
+    if self.norm_eps != 1e-6:
+      norm["norm_eps"] = self.norm_eps
+    attn_kw = dict(norm, **({} if self.attn_head_dim is None else {"head_dim": self.attn_head_dim}))
+    down_kw = {} if self.downsample_padding == "same" else {"padding": self.downsample_padding}
+
     def attn(h, name):
       """The reference's AttnBlock, or with a context a SpatialTransformer."""
       if self.context_dim <= 0:
-        return AttnBlock(dtype=dt, name=name.replace("transformer", "attn"))(h)
+        return AttnBlock(dtype=dt, name=name.replace("transformer", "attn"), **attn_kw)(h)
       return SpatialTransformer(self.num_heads, None if self.head_dim < 0 else self.head_dim,
                                 self.transformer_depth, dtype=dt,
                                 name=name)(h, context.astype(dt), context_mask)
 
     def res(h, out_ch, name):
-      return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name)(h, temb, train)
+      return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name, **norm)(h, temb, train)
 
     # 2. Downsampling path; hs holds the skip activations.
     hs = [_conv(self.ch, dtype=dt, name="conv_in")(x.astype(dt))]
@@ -255,7 +285,8 @@ class UNet(nn.Module):
           h = attn(h, f"down_{i}_transformer_{j}")
         hs.append(h)
       if i != num_levels - 1:
-        hs.append(Downsample(self.resamp_with_conv, dtype=dt, name=f"down_{i}_downsample")(hs[-1]))
+        hs.append(Downsample(self.resamp_with_conv, dtype=dt, name=f"down_{i}_downsample",
+                             **down_kw)(hs[-1]))
 
     # 3. Middle.
     h = hs[-1]
@@ -282,6 +313,7 @@ class UNet(nn.Module):
     assert not hs
 
     # 5. Output.
-    h = nn.silu(GroupNorm(dtype=dt, name="norm_out")(h))
+    h = nn.silu(GroupNorm(dtype=dt, name="norm_out",
+                          **_norm_kwargs(self.norm_groups, self.norm_eps))(h))
     h = _conv(self.out_channels or c_in, zero=True, dtype=dt, name="conv_out")(h)
     return h.astype(x.dtype)
