@@ -335,7 +335,8 @@ def test_spacings_and_zero_terminal_snr():
   lin = np.polyfit(np.sqrt(abar0), np.sqrt(abar), 1)
   np.testing.assert_allclose(np.polyval(lin, np.sqrt(abar0)), np.sqrt(abar), atol=1e-12)
   floored = np.cumprod(1 - schedules.get_beta_schedule("linear_zsnr", 1000))
-  np.testing.assert_allclose(floored[-1], 2.0**-24, rtol=1e-9)
+  np.testing.assert_allclose(floored[-1], min(2.0**-24, abar[-2] / 2), rtol=1e-9)
+  assert np.all(np.diff(floored) < 0)
   np.testing.assert_allclose(floored[:-1], abar[:-1], rtol=1e-9)
 
 
