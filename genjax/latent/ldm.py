@@ -134,7 +134,7 @@ def area_downsample(x: jax.Array, r: int) -> jax.Array:
 
 def build_ldm(config, spec: DataSpec) -> Method:
   """Builds latent diffusion from ``config.ldm``, ``config.diffusion``, ``config.model``,
-  ``config.sampling`` (and ``config.text_encoder``, ``config.text`` for text models)."""
+  ``config.sampling`` (and ``config.text_encoder``: the fields of :class:`genjax.nets.text.TextEncoder`, for text models; ``vocab_size`` and ``max_len`` default to the tokenizer's and the data's ``text_len``)."""
   cfg = from_section(LDMConfig, config.get("ldm"), where="ldm")
   dcfg = from_section(DDPMConfig, config.diffusion, where="diffusion")
   if dcfg.parameterization not in losses.PARAMETERIZATIONS:
@@ -148,8 +148,7 @@ def build_ldm(config, spec: DataSpec) -> Method:
   condition = cfg.condition
   if condition == "class" and not spec.num_classes:
     raise ValueError("ldm.condition='class' needs labelled data (e.g. the digits).")
-  text_cfg = dict(to_dict(config.get("text"))) if "text" in config else {}
-  max_len = int(text_cfg.get("max_len", 16))
+  from genjax.latent.prompts import text_max_len
   if condition == "text" and dcfg.cond_drop_prob == 0 and sampling.guidance_scale:
     raise ValueError("sampling.guidance_scale needs diffusion.cond_drop_prob > 0 (caption "
                      "dropout to the empty caption).")
@@ -173,12 +172,16 @@ def build_ldm(config, spec: DataSpec) -> Method:
   if condition == "text":
     from genjax.nets.text import TextEncoder
     from genjax.text import tokenize
+    from genjax.text import vocab_size
+    max_len = text_max_len(config)
     enc_fields = dict(to_dict(config.get("text_encoder")))
+    enc_fields.setdefault("vocab_size", vocab_size())
+    enc_fields.setdefault("max_len", max_len)
     text_enc = TextEncoder(**{k: tuple(v) if isinstance(v, list) else v
                               for k, v in enc_fields.items()})
     probe = jnp.zeros((1, max_len), jnp.int32)
     out = jax.eval_shape(lambda t: text_enc.init_with_output(jax.random.key(0), t)[0], probe)
-    overrides["context_dim"] = int(out[0].shape[-1])
+    overrides["context_dim"] = int(out[0].shape[-1])  # the text encoder's width decides
     empty_tokens = jnp.asarray(tokenize([""], max_len)[0], jnp.int32)
 
   # 3. The denoiser on latents (U-Net or DiT; label embedding for class models).

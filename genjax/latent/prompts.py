@@ -3,7 +3,7 @@
 Any method whose ``modes`` include ``"text"`` takes captions as tokens,
 ``method.sample(params, key, num, inputs={"text": int32 [num, L]})``; this module reads the
 prompts, tokenizes them with :func:`genjax.text.tokenize` at the length the model was trained
-with (``config.text.max_len``), samples ``per_prompt`` images of each and writes a grid with one
+with (:func:`text_max_len`), samples ``per_prompt`` images of each and writes a grid with one
 column per prompt and the prompt under its column.
 """
 
@@ -43,10 +43,15 @@ def read_prompts(prompts: Optional[Sequence[str]], prompts_file: Optional[str]) 
 
 
 def text_max_len(config) -> int:
-  """The token length of the model's captions: ``config.text.max_len`` (default 16)."""
-  if "text" in config and "max_len" in config.text:
+  """The token length of the model's captions: the data's ``config.data.text_len`` (the
+  ``batch["text"]`` rows it trained on), else ``config.text.max_len``, else the tokenizer's
+  default."""
+  if "data" in config and config.data.get("text_len", None):
+    return int(config.data.text_len)
+  if "text" in config and config.text.get("max_len", None):
     return int(config.text.max_len)
-  return 16
+  from genjax import text
+  return int(getattr(text, "DEFAULT_MAX_LEN", 32))
 
 
 def save_prompt_grid(samples: np.ndarray, prompts: Sequence[str], path: str) -> str:
