@@ -7,6 +7,8 @@
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --mode=inpaint --input=test
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --mode=inpaint --input=test
         --mask=right --sampler=ddpm --repaint_jump=10 --repaint_resample=10   # RePaint
+    python sample.py --config=configs/ldm_shapes.py --workdir=runs/ldm_shapes
+        --prompt="a red circle" --prompt="a small blue square" --guidance_scale=3   # text
 
 Every field of the config's sampling section is a flag (``--help`` lists each method's
 samplers and what each field does). ``--mode=inpaint|colorize|img2img`` with ``--input`` (an
@@ -59,6 +61,13 @@ flags.DEFINE_bool("allow_resize_mismatch", False, "Accept another project's --re
 flags.DEFINE_string("weights", None, "Extractor weights (Inception: pytorch-fid .pth or .npz).")
 flags.DEFINE_string("lpips_weights", None, "LPIPS weights .npz for --eval=lpips (python -m "
                     "genjax.metrics.convert_lpips; default $GENJAX_LPIPS_WEIGHTS).")
+flags.DEFINE_multi_string("prompt", None, "A caption to sample from (repeatable), for "
+                          "text-conditioned models; writes one column per prompt, the prompt "
+                          "under it.")
+flags.DEFINE_string("prompts_file", None, "A file of captions, one per line (with --prompt or "
+                    "instead of it).")
+flags.DEFINE_integer("num_per_prompt", 4, "Samples per prompt (--prompt / --prompts_file).",
+                     lower_bound=1)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -110,7 +119,16 @@ def main(argv):
       for k, v in given.items():
         config.sampling[k] = tuple(float(t) for t in v) if k == "taus" else v
   out = FLAGS.out or FLAGS.workdir
-  if FLAGS.eval:
+  if FLAGS.prompt or FLAGS.prompts_file:
+    from genjax.latent import prompts as prompts_lib
+    texts = prompts_lib.read_prompts(FLAGS.prompt, FLAGS.prompts_file)  # checked before work
+    if FLAGS.eval:
+      raise cli.UsageError("--prompt / --prompts_file and --eval cannot be combined.")
+    paths = prompts_lib.prompt_grid_to_files(config, FLAGS.workdir, out, texts,
+                                             per_prompt=FLAGS.num_per_prompt, batch=FLAGS.batch,
+                                             seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
+  elif FLAGS.eval:
     result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
                                num=FLAGS.num, seed=FLAGS.seed, step=FLAGS.step,
                                batch=FLAGS.batch, extractor=FLAGS.extractor, ref=FLAGS.ref,
