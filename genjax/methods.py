@@ -34,6 +34,7 @@ METHODS = {
     "consistency_training": "genjax.distill.method:build_consistency_training",
     "progressive_distill": "genjax.distill.method:build_progressive_distill",
     "noisy_classifier": "genjax.diffusion.classifier:build_noisy_classifier",
+    "controlnet": "genjax.controlnet.method:build_controlnet",
 }
 
 
@@ -46,6 +47,7 @@ SAMPLING = {
     "consistency_distill": ("consistency", ("edm",)),
     "consistency_training": ("consistency", ("edm",)),
     "progressive_distill": ("student", ("discrete_view",)),
+    "controlnet": ("denoiser", ("discrete",)),
 }
 
 
