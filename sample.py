@@ -68,6 +68,15 @@ flags.DEFINE_string("prompts_file", None, "A file of captions, one per line (wit
                     "instead of it).")
 flags.DEFINE_integer("num_per_prompt", 4, "Samples per prompt (--prompt / --prompts_file).",
                      lower_bound=1)
+flags.DEFINE_string("control", None, "ControlNet runs: the condition computed from "
+                    "--control_image (the run's own: edges, sobel, scribble, blur, lowres, mask, "
+                    "foreground), or 'map' when the images are control maps already.")
+flags.DEFINE_string("control_image", None, "ControlNet runs: an image file, a folder, an .npz or "
+                    "a dataset split (test, train) whose control maps condition the samples; "
+                    "writes control map | sample pairs.")
+flags.DEFINE_list("control_scale", None, "ControlNet runs: the control scale(s); several (e.g. "
+                  "0,0.5,1,2) give one sample column each (default: "
+                  "config.controlnet.control_scale).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -127,6 +136,16 @@ def main(argv):
     paths = prompts_lib.prompt_grid_to_files(config, FLAGS.workdir, out, texts,
                                              per_prompt=FLAGS.num_per_prompt, batch=FLAGS.batch,
                                              seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
+  elif FLAGS.control or FLAGS.control_image or FLAGS.control_scale:
+    from genjax.controlnet.sampling import control_to_files
+    try:
+      scales = None if FLAGS.control_scale is None else [float(v) for v in FLAGS.control_scale]
+    except ValueError:
+      raise cli.UsageError(f"--control_scale takes numbers, got {FLAGS.control_scale}.")
+    paths = control_to_files(config, FLAGS.workdir, out, control=FLAGS.control,
+                             image=FLAGS.control_image or "test", scales=scales, num=FLAGS.num,
+                             batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step)
     print("Wrote " + ", ".join(paths))
   elif FLAGS.eval:
     result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
