@@ -152,6 +152,8 @@ class DiT(nn.Module):
     out_channels: output channels; None means the input's (``2 C`` for a learned variance).
     dropout: unused by DiT (kept for config symmetry with the U-Net); must be 0.
     dtype: compute dtype (parameters are float32).
+    remat: rematerialise each DiT block in the backward pass (``nn.remat``): the same function
+      and parameter names, less activation memory, more compute.
   """
 
   patch_size: int = 2
@@ -163,6 +165,7 @@ class DiT(nn.Module):
   out_channels: Optional[int] = None
   dropout: float = 0.0
   dtype: Any = jnp.float32
+  remat: bool = False
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     if x.ndim != 4:
@@ -214,8 +217,9 @@ class DiT(nn.Module):
                        name="y_embedder")(y)
 
     # 3. adaLN-Zero blocks.
+    Block = nn.remat(DiTBlock) if self.remat else DiTBlock
     for i in range(self.depth):
-      tokens = DiTBlock(d, self.num_heads, self.mlp_ratio, dtype=dt, name=f"block_{i}")(tokens, c)
+      tokens = Block(d, self.num_heads, self.mlp_ratio, dtype=dt, name=f"block_{i}")(tokens, c)
 
     # 4. Final adaLN + zero linear, unpatchify.
     c_out = self.out_channels or c_in

@@ -62,6 +62,8 @@ class UNet(nn.Module):
       pooling / nearest repetition (False).
     dtype: compute dtype; parameters are float32, so ``jnp.bfloat16`` is mixed precision.
       The output is cast back to the input's dtype.
+    remat: rematerialise each ResBlock and AttnBlock in the backward pass (``nn.remat``):
+      the same function and parameter names, less activation memory, more compute.
 
   Example:
     >>> net = UNet(ch=32, ch_mult=(1, 2), attn_resolutions=(4,))
@@ -80,6 +82,7 @@ class UNet(nn.Module):
   out_channels: Optional[int] = None
   resamp_with_conv: bool = True
   dtype: Any = jnp.float32
+  remat: bool = False
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     """Raise a clear ValueError for inputs the network cannot take."""
@@ -150,8 +153,12 @@ class UNet(nn.Module):
                              param_dtype=jnp.float32, embedding_init=normal_init(1.0),
                              name="label_emb")(y)
 
+    # nn.remat keeps the block's parameter names; `train` (argument 3, after self) is static.
+    Res = nn.remat(ResBlock, static_argnums=(3,)) if self.remat else ResBlock
+    Attn = nn.remat(AttnBlock) if self.remat else AttnBlock
+
     def res(h, out_ch, name):
-      return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name)(h, temb, train)
+      return Res(out_ch, dropout=self.dropout, dtype=dt, name=name)(h, temb, train)
 
     # 2. Downsampling path; hs holds the skip activations.
     hs = [_conv(self.ch, dtype=dt, name="conv_in")(x.astype(dt))]
@@ -159,7 +166,7 @@ class UNet(nn.Module):
       for j in range(self.num_res_blocks):
         h = res(hs[-1], self.ch * self.ch_mult[i], f"down_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(dtype=dt, name=f"down_{i}_attn_{j}")(h)
+          h = Attn(dtype=dt, name=f"down_{i}_attn_{j}")(h)
         hs.append(h)
       if i != num_levels - 1:
         hs.append(Downsample(self.resamp_with_conv, dtype=dt, name=f"down_{i}_downsample")(hs[-1]))
@@ -167,7 +174,7 @@ class UNet(nn.Module):
     # 3. Middle.
     h = hs[-1]
     h = res(h, None, "mid_block_1")
-    h = AttnBlock(dtype=dt, name="mid_attn_1")(h)
+    h = Attn(dtype=dt, name="mid_attn_1")(h)
     h = res(h, None, "mid_block_2")
 
     # 4. Upsampling path, consuming the skips in reverse.
@@ -176,7 +183,7 @@ class UNet(nn.Module):
         h = res(jnp.concatenate([h, hs.pop()], axis=-1), self.ch * self.ch_mult[i],
                 f"up_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(dtype=dt, name=f"up_{i}_attn_{j}")(h)
+          h = Attn(dtype=dt, name=f"up_{i}_attn_{j}")(h)
       if i != 0:
         h = Upsample(self.resamp_with_conv, dtype=dt, name=f"up_{i}_upsample")(h)
     assert not hs

@@ -211,7 +211,8 @@ def check_config(config, workdir: str, train_cfg: config_lib.TrainConfig) -> Non
     return
   with open(record) as f:
     old = json.load(f)
-  changes = config_diff(old, new)
+  changes = [c for c in config_diff(old, new)
+             if not (c[1] == "<absent>" and config_lib.ADDED_FIELD_DEFAULTS.get(c[0], c) == c[2])]
   trajectory = [c for c in changes if not trajectory_free(c[0])]
   free = [c for c in changes if trajectory_free(c[0])]
   if free:
