@@ -13,6 +13,9 @@ samplers and what each field does). ``--mode=inpaint|colorize|img2img`` with ``-
 image file, a folder, an .npz or a dataset split) writes the inputs, what the model was given
 and the results side by side.
 
+On a cascade stage (``config.method = "cascade"``) it runs the whole chain below the stage and
+also writes every stage's grid side by side (``<tag>_stages.png``).
+
 Loads the latest checkpoint (or --step) from --workdir, samples with the EMA params and writes a
 PNG grid and an .npz of the samples into --workdir (or --out). The config must be the one the
 run was trained with (overrides included). A damaged newest checkpoint is skipped (with a
@@ -117,6 +120,11 @@ def main(argv):
     import json
     print(json.dumps(result, indent=2, default=float))
     print(f"Wrote {os.path.join(out, 'eval.json')}")
+  elif config.get("method") == "cascade":  # the whole chain, every stage's grid side by side
+    from genjax.cascade import chain
+    paths = chain.sample_to_files(config, FLAGS.workdir, out, num=FLAGS.num, batch=FLAGS.batch,
+                                  seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
   elif "sampling" in config and config.sampling.get("mode", "sample") != "sample":
     paths = sampling.edit_to_files(config, FLAGS.workdir, out, num=FLAGS.num, batch=FLAGS.batch,
                                    seed=FLAGS.seed, step=FLAGS.step)
