@@ -49,9 +49,9 @@ flags.DEFINE_string("eval", None, "Comma-separated evaluations instead of a grid
                     "fd,fid,kid,is,pr (streamed, fixed memory), the reconstruction metrics "
                     "psnr,ssim,lpips (methods that reconstruct, on the test split) and/or "
                     "parzen (any method; config.parzen).")
-flags.DEFINE_string("extractor", None, "Feature extractor for fid/kid/is/pr: digits | inception "
-                    "(pytorch-fid's resize) | inception_clean (clean-fid's resize) (default: "
-                    "digits on the digits, else inception).")
+flags.DEFINE_string("extractor", None, "Feature extractor for fid/kid/is/pr: digits | shapes | "
+                    "inception (pytorch-fid's resize) | inception_clean (clean-fid's resize) "
+                    "(default: digits on the digits, shapes on shapes, else inception).")
 flags.DEFINE_string("ref", None, "Reference statistics .npz: python -m genjax.metrics.ref_stats, "
                     "or pytorch-fid / TTUR / clean-fid statistics (see --ref_format).")
 flags.DEFINE_string("ref_format", None, "Format of another project's --ref file: pytorch-fid | "
