@@ -9,11 +9,15 @@
         --mask=right --sampler=ddpm --repaint_jump=10 --repaint_resample=10   # RePaint
     python sample.py --config=configs/ldm_shapes.py --workdir=runs/ldm_shapes
         --prompt="a red circle" --prompt="a small blue square" --guidance_scale=3   # text
+    python sample.py --pretrained=weights/ddpm-cifar10-32 --sampler=ddim --steps=100 --out=out
 
 Every field of the config's sampling section is a flag (``--help`` lists each method's
 samplers and what each field does). ``--mode=inpaint|colorize|img2img`` with ``--input`` (an
 image file, a folder, an .npz or a dataset split) writes the inputs, what the model was given
 and the results side by side.
+
+On a cascade stage (``config.method = "cascade"``) it runs the whole chain below the stage and
+also writes every stage's grid side by side (``<tag>_stages.png``).
 
 Loads the latest checkpoint (or --step) from --workdir, samples with the EMA params and writes a
 PNG grid and an .npz of the samples into --workdir (or --out). The config must be the one the
@@ -65,7 +69,27 @@ flags.DEFINE_string("prompts_file", None, "A file of captions, one per line (wit
                     "instead of it).")
 flags.DEFINE_integer("num_per_prompt", 4, "Samples per prompt (--prompt / --prompts_file).",
                      lower_bound=1)
-flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_string("control", None, "ControlNet runs: the condition computed from "
+                    "--control_image (the run's own: edges, sobel, scribble, blur, lowres, mask, "
+                    "foreground), or 'map' when the images are control maps already.")
+flags.DEFINE_string("control_image", None, "ControlNet runs: an image file, a folder, an .npz or "
+                    "a dataset split (test, train) whose control maps condition the samples; "
+                    "writes control map | sample pairs.")
+flags.DEFINE_list("control_scale", None, "ControlNet runs: the control scale(s); several (e.g. "
+                  "0,0.5,1,2) give one sample column each (default: "
+                  "config.controlnet.control_scale).")
+flags.DEFINE_string("pretrained", None, "Sample a published model instead of a run: a diffusers "
+                    "pipeline folder (model_index.json, unet/, scheduler/) or a UNet2DModel "
+                    "folder (README, 'Pretrained weights'); needs --out, not --config/--workdir.")
+
+
+@flags.multi_flags_validator(["config", "workdir", "pretrained"])
+def _required_unless_pretrained(f):
+  missing = [n for n in ("config", "workdir") if f[n] is None]
+  if f["pretrained"] is None and missing:
+    # absl's own wording for a required flag, which genjax.cli turns into one line.
+    raise flags.ValidationError(f"Flag --{missing[0]} must have a value other than None.")
+  return True
 
 
 def _define_sampling_flags():
@@ -99,8 +123,27 @@ def _define_sampling_flags():
 _define_sampling_flags()
 
 
+def _main_pretrained():
+  """``--pretrained``: a converted published model through genjax's samplers."""
+  if FLAGS.config is not None or FLAGS.workdir is not None:
+    raise cli.UsageError("--pretrained takes no --config/--workdir: the folder has its own.")
+  if not FLAGS.out:
+    raise cli.UsageError("--pretrained needs --out, the folder to write the samples into.")
+  cli.check_output_dir(FLAGS.out, "--out")
+  from genjax.pretrained import pipeline
+  given = {f: FLAGS[f].value for f in catalog.SamplingConfig.__dataclass_fields__
+           if FLAGS[f].present}
+  if "taus" in given:
+    given["taus"] = tuple(float(t) for t in given["taus"])
+  paths = pipeline.sample_to_files(FLAGS.pretrained, FLAGS.out, num=FLAGS.num, batch=FLAGS.batch,
+                                   seed=FLAGS.seed, **given)
+  print("Wrote " + ", ".join(paths))
+
+
 def main(argv):
   del argv
+  if FLAGS.pretrained is not None:
+    return _main_pretrained()
   cli.check_workdir_to_read(FLAGS.workdir)
   cli.check_output_dir(FLAGS.out or FLAGS.workdir, "--out" if FLAGS.out else "--workdir")
   from genjax.training import sampling
@@ -125,6 +168,16 @@ def main(argv):
                                              per_prompt=FLAGS.num_per_prompt, batch=FLAGS.batch,
                                              seed=FLAGS.seed, step=FLAGS.step)
     print("Wrote " + ", ".join(paths))
+  elif FLAGS.control or FLAGS.control_image or FLAGS.control_scale:
+    from genjax.controlnet.sampling import control_to_files
+    try:
+      scales = None if FLAGS.control_scale is None else [float(v) for v in FLAGS.control_scale]
+    except ValueError:
+      raise cli.UsageError(f"--control_scale takes numbers, got {FLAGS.control_scale}.")
+    paths = control_to_files(config, FLAGS.workdir, out, control=FLAGS.control,
+                             image=FLAGS.control_image or "test", scales=scales, num=FLAGS.num,
+                             batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
   elif FLAGS.eval:
     result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
                                num=FLAGS.num, seed=FLAGS.seed, step=FLAGS.step,
@@ -135,6 +188,11 @@ def main(argv):
     import json
     print(json.dumps(result, indent=2, default=float))
     print(f"Wrote {os.path.join(out, 'eval.json')}")
+  elif config.get("method") == "cascade":  # the whole chain, every stage's grid side by side
+    from genjax.cascade import chain
+    paths = chain.sample_to_files(config, FLAGS.workdir, out, num=FLAGS.num, batch=FLAGS.batch,
+                                  seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
   elif "sampling" in config and config.sampling.get("mode", "sample") != "sample":
     paths = sampling.edit_to_files(config, FLAGS.workdir, out, num=FLAGS.num, batch=FLAGS.batch,
                                    seed=FLAGS.seed, step=FLAGS.step)

@@ -37,6 +37,11 @@ METHODS = {
     "autoencoder_kl": "genjax.latent.autoencoder:build_autoencoder_kl",
     "vqgan": "genjax.latent.autoencoder:build_vqgan",
     "ldm": "genjax.latent.ldm:build_ldm",
+    "mae": "genjax.mae.method:build_mae",
+    "dvae": "genjax.dalle.dvae:build_dvae",
+    "dalle": "genjax.dalle.method:build_dalle",
+    "cascade": "genjax.cascade.method:build_cascade",
+    "controlnet": "genjax.controlnet.method:build_controlnet",
 }
 
 
@@ -50,6 +55,8 @@ SAMPLING = {
     "consistency_training": ("consistency", ("edm",)),
     "progressive_distill": ("student", ("discrete_view",)),
     "ldm": ("denoiser", ("discrete",)),
+    "cascade": ("denoiser", ("discrete",)),
+    "controlnet": ("denoiser", ("discrete",)),
 }
 
 

@@ -126,6 +126,7 @@ class DiTBlock(nn.Module):
   mlp_ratio: float = 4.0
   dtype: Any = jnp.float32
   cross_attention: bool = False
+  mlp_norm_eps: float = 1e-6
 
   @nn.compact
   def __call__(self, x: Array, c: Array, context: Optional[Array] = None,
@@ -134,15 +135,15 @@ class DiTBlock(nn.Module):
     mod = nn.Dense(6 * d, kernel_init=zeros, bias_init=zeros, dtype=self.dtype,
                    name="adaLN_modulation")(nn.silu(c))
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = jnp.split(mod, 6, axis=-1)
-    norm = lambda name: nn.LayerNorm(epsilon=1e-6, use_scale=False, use_bias=False,
-                                     dtype=self.dtype, name=name)
+    norm = lambda name, eps=1e-6: nn.LayerNorm(epsilon=eps, use_scale=False, use_bias=False,
+                                               dtype=self.dtype, name=name)
     h = modulate(norm("norm1")(x), shift_msa, scale_msa)
     x = x + gate_msa[:, None, :] * Attention(self.num_heads, dtype=self.dtype, name="attn")(h)
     if self.cross_attention:
       h = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm_cross")(x)
       x = x + CrossAttention(self.num_heads, d // self.num_heads, zero_out=True,
                              dtype=self.dtype, name="cross_attn")(h, context, context_mask)
-    h = modulate(norm("norm2")(x), shift_mlp, scale_mlp)
+    h = modulate(norm("norm2", self.mlp_norm_eps)(x), shift_mlp, scale_mlp)
     h = nn.Dense(int(d * self.mlp_ratio), kernel_init=xavier, bias_init=zeros, dtype=self.dtype,
                  name="mlp_fc1")(h)
     h = nn.Dense(d, kernel_init=xavier, bias_init=zeros, dtype=self.dtype,
@@ -167,6 +168,14 @@ class DiT(nn.Module):
     dropout: unused by DiT (kept for config symmetry with the U-Net); must be 0.
     dtype: compute dtype (parameters are float32).
     context_dim: width of a cross-attention context (0: none, the paper's DiT).
+    The two options below serve diffusers' ``DiTTransformer2DModel``, which differs from the
+    authors' code there; the defaults are the authors'.
+    temb_freq_shift: the ``s`` of the time embedding's frequencies ``k / (half - s)`` (0 in the
+      authors' code; diffusers' ``CombinedTimestepLabelEmbeddings`` uses 1).
+    mlp_norm_eps: epsilon of the LayerNorm before each MLP (1e-6; diffusers' ``norm_eps``,
+      1e-5 by default).
+    remat: rematerialise each DiT block in the backward pass (``nn.remat``): the same function
+      and parameter names, less activation memory, more compute.
   """
 
   patch_size: int = 2
@@ -179,6 +188,9 @@ class DiT(nn.Module):
   dropout: float = 0.0
   dtype: Any = jnp.float32
   context_dim: int = 0
+  temb_freq_shift: float = 0.0
+  mlp_norm_eps: float = 1e-6
+  remat: bool = False
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     if x.ndim != 4:
@@ -232,7 +244,7 @@ class DiT(nn.Module):
 
     # 2. Conditioning c = t_emb + y_emb.
     std = nn.initializers.normal(0.02)
-    temb = timestep_embedding(t, 256, flip_sin_to_cos=True, freq_shift=0.0)
+    temb = timestep_embedding(t, 256, flip_sin_to_cos=True, freq_shift=self.temb_freq_shift)
     temb = nn.Dense(d, kernel_init=std, bias_init=zeros, dtype=dt, name="t_embedder_0")(temb)
     c = nn.Dense(d, kernel_init=std, bias_init=zeros, dtype=dt,
                  name="t_embedder_2")(nn.silu(temb))
@@ -241,9 +253,10 @@ class DiT(nn.Module):
                        name="y_embedder")(y)
 
     # 3. adaLN-Zero blocks.
+    Block = nn.remat(DiTBlock) if self.remat else DiTBlock
     for i in range(self.depth):
-      tokens = DiTBlock(d, self.num_heads, self.mlp_ratio, dtype=dt,
-                        cross_attention=self.context_dim > 0,
+      tokens = Block(d, self.num_heads, self.mlp_ratio, dtype=dt,
+                        cross_attention=self.context_dim > 0, mlp_norm_eps=self.mlp_norm_eps,
                         name=f"block_{i}")(tokens, c, context, context_mask)
 
     # 4. Final adaLN + zero linear, unpatchify.

@@ -1,0 +1,13 @@
+"""CLIP (Radford et al. 2021): a contrastive image-text model, and unCLIP's prior and decoder
+(Ramesh et al. 2022; seed 003 Sec. 2.6.2, eq. 49) built on it.
+
+Modules:
+  losses   symmetric InfoNCE with the learned, clipped temperature
+  model    the image encoder (small ResNet), the CLIP towers and projections
+"""
+
+from genjax.clip.losses import (INIT_LOGIT_SCALE, MAX_LOGIT_SCALE, clamp_logit_scale,
+                                clip_logits, infonce_loss, l2_normalize)
+
+__all__ = ["INIT_LOGIT_SCALE", "MAX_LOGIT_SCALE", "clamp_logit_scale", "clip_logits",
+           "infonce_loss", "l2_normalize"]
