@@ -46,6 +46,7 @@ def test_first_stage_trains_and_reports_reconstruction(first_stage):
   assert "reconstruction" in res, proc.stdout
 
 
+@pytest.mark.slow
 def test_ldm_class_conditional_trains_samples_and_refuses_another_shape(first_stage, tmp_path):
   wd = str(tmp_path / "ldm")
   ldm = ["--config=configs/ldm_digits.py", *COMMON, *UNET_TINY,
@@ -63,3 +64,40 @@ def test_ldm_class_conditional_trains_samples_and_refuses_another_shape(first_st
   lines = bad.stderr.strip().splitlines()
   assert "another shape" in lines[-1] and "(8, 8, 1)" in lines[-1] and "(16, 16, 1)" in lines[-1]
   assert "Traceback" not in bad.stderr
+
+
+SHAPES_TINY = ["--config.data.image_size=16", "--config.data.shapes_num_test=64"]
+
+
+@pytest.mark.slow
+def test_text_to_image_trains_and_samples_from_prompts(tmp_path):
+  """The text encoder and the diffusion model train jointly through the CLI on the shapes; the
+  saved run samples from --prompt and --prompts_file with guidance; a model without text refuses
+  --prompt in one line."""
+  ae = str(tmp_path / "ae")
+  run_python(["train.py", "--config=configs/autoencoder_kl_shapes.py", *COMMON, *AE_TINY,
+              *SHAPES_TINY, "--config.first_stage.perceptual=none", f"--workdir={ae}"],
+             check=True)
+  wd = str(tmp_path / "ldm")
+  ldm = ["--config=configs/ldm_shapes.py", *COMMON, *UNET_TINY, *SHAPES_TINY,
+         "--config.model.attn_resolutions=(4,2)", "--config.model.num_heads=2",
+         "--config.text_encoder.width=16", "--config.text_encoder.depth=1",
+         "--config.text_encoder.num_heads=2", f"--config.ldm.first_stage_workdir={ae}"]
+  run_python(["train.py", *ldm, f"--workdir={wd}"], check=True)
+  rows = [json.loads(l) for l in open(os.path.join(wd, "metrics.jsonl"))]
+  assert np.isfinite(rows[-1]["loss"])
+  prompts = tmp_path / "prompts.txt"
+  prompts.write_text("a small blue square\n")
+  proc = run_python(["sample.py", *ldm, f"--workdir={wd}", "--prompt=a red circle",
+                     f"--prompts_file={prompts}", "--num_per_prompt=2", "--guidance_scale=2",
+                     f"--out={tmp_path / 'out'}"], check=True)
+  npz = [f for f in os.listdir(tmp_path / "out") if f.endswith("_prompts.npz")]
+  assert len(npz) == 1, proc.stdout
+  got = np.load(tmp_path / "out" / npz[0])
+  assert got["samples"].shape == (4, 16, 16, 3) and list(got["prompts"]) == [
+      "a red circle", "a small blue square"]
+  assert got["tokens"].shape == (2, 32) and got["tokens"][0, 0] == 1  # BOS
+  bad = run_python(["sample.py", "--config=configs/autoencoder_kl_shapes.py", *COMMON, *AE_TINY,
+                    *SHAPES_TINY, "--config.first_stage.perceptual=none", f"--workdir={ae}",
+                    "--prompt=a red circle", f"--out={tmp_path / 'bad'}"])
+  assert bad.returncode != 0 and "text-conditioned" in bad.stderr.strip().splitlines()[-1]
