@@ -10,7 +10,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = data = ml_collections.ConfigDict()
-  data.dataset = "digits"      # digits | swiss_roll | 8gaussians | moons | checkerboard | mnist | fashion_mnist | cifar10 | celeb_a
+  data.dataset = "digits"      # digits | shapes | swiss_roll | 8gaussians | moons | checkerboard | mnist | fashion_mnist | cifar10 | celeb_a
   data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir
   data.image_size = ml_collections.config_dict.placeholder(int)  # resize square images
   data.crop_size = ml_collections.config_dict.placeholder(int)  # center crop (CelebA)
@@ -20,6 +20,13 @@ def get_config() -> ml_collections.ConfigDict:
   data.num_test_points = 10_000
   data.toy_noise = ml_collections.config_dict.placeholder(float)
   data.seed = 0                # shuffle seed
+  data.shapes_min_objects = 1  # shapes: objects per image, 1..3
+  data.shapes_max_objects = 3
+  data.shapes_max_rotation = 0.0  # shapes: degrees
+  data.shapes_texture = 0.5    # shapes: probability of a textured background
+  data.shapes_num_train = 1_000_000  # shapes: train = images [num_test, num_test + num_train)
+  data.shapes_num_test = 10_000
+  data.text_len = 32           # shapes: caption token length (batch["text"])
 
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 64
@@ -37,6 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
   training.time_budget_clock = "wall"  # wall | process (CPU seconds, fair on a shared machine)
   training.tensorboard = True
   training.allow_config_change = False  # resume with a config that changes training
+  training.compute_dtype = "float32"   # float32 | bfloat16 (mixed precision; float32 master params)
+  training.remat = False               # rematerialise U-Net / DiT blocks (memory for compute)
+  training.grad_accum_steps = 1        # micro-batches per step (gradients summed)
+  training.param_sharding = "replicated"  # replicated | fsdp (params + optimizer state sharded)
+  training.xla_cpu_options = "auto"    # auto | default | train=<preset>,sample=<preset>
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.name = "adam"

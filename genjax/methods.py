@@ -34,7 +34,14 @@ METHODS = {
     "consistency_training": "genjax.distill.method:build_consistency_training",
     "progressive_distill": "genjax.distill.method:build_progressive_distill",
     "noisy_classifier": "genjax.diffusion.classifier:build_noisy_classifier",
+    "autoencoder_kl": "genjax.latent.autoencoder:build_autoencoder_kl",
+    "vqgan": "genjax.latent.autoencoder:build_vqgan",
+    "ldm": "genjax.latent.ldm:build_ldm",
+    "mae": "genjax.mae.method:build_mae",
+    "dvae": "genjax.dalle.dvae:build_dvae",
+    "dalle": "genjax.dalle.method:build_dalle",
     "cascade": "genjax.cascade.method:build_cascade",
+    "controlnet": "genjax.controlnet.method:build_controlnet",
 }
 
 
@@ -47,7 +54,9 @@ SAMPLING = {
     "consistency_distill": ("consistency", ("edm",)),
     "consistency_training": ("consistency", ("edm",)),
     "progressive_distill": ("student", ("discrete_view",)),
+    "ldm": ("denoiser", ("discrete",)),
     "cascade": ("denoiser", ("discrete",)),
+    "controlnet": ("denoiser", ("discrete",)),
 }
 
 

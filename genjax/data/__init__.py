@@ -4,6 +4,9 @@
   1,527 train / 270 test images. No network.
 * 2-D toys ``"swiss_roll"``, ``"8gaussians"``, ``"moons"``, ``"checkerboard"`` (FFJORD's), fixed
   point sets generated with fixed seeds. No network.
+* ``"shapes"``: procedural captioned RGB images of 1-3 coloured shapes, each drawn from its
+  index (:mod:`genjax.data.shapes`); batches also carry caption tokens (``"text"``), attribute
+  labels, instance masks and edge maps. No network.
 * TFDS image datasets (``"mnist"``, ``"fashion_mnist"``, ``"kmnist"``, ``"cifar10"``,
   ``"cifar100"``, ``"svhn_cropped"``, ``"celeb_a"``, ``"tfds:<name>"``) read with
   ``tfds.data_source`` from ArrayRecord files prepared beforehand; no TensorFlow needed.
@@ -29,6 +32,8 @@ from genjax.data.pipeline import resize_images
 from genjax.data.pipeline import sequential_batches
 from genjax.data.pipeline import Source
 from genjax.data.pipeline import valid_dataset_names
+from genjax.data.shapes import ShapesConfig
+from genjax.data.shapes import ShapesSource
 from genjax.data.toy2d import sample_toy
 from genjax.data.toy2d import TOY_DATASETS
 
@@ -44,6 +49,8 @@ __all__ = [
     "make_train_iterator",
     "resize_images",
     "sample_toy",
+    "ShapesConfig",
+    "ShapesSource",
     "sequential_batches",
     "Source",
     "TOY_DATASETS",

@@ -32,6 +32,7 @@ import numpy as np
 
 from genjax import typed_config
 from genjax.data import digits as digits_lib
+from genjax.data import shapes as shapes_lib
 from genjax.data import toy2d
 from genjax.typed_config import field
 from genjax.types import DataSpec
@@ -157,7 +158,7 @@ def resize_images(x: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Configuration and loading.
 
-IMAGE_DATASETS = ("digits",)
+IMAGE_DATASETS = ("digits", "shapes")
 POINT_DATASETS = toy2d.TOY_DATASETS
 
 
@@ -184,7 +185,7 @@ class DataConfig:
   """What to load (the library-side view of ``config.data``).
 
   Attributes:
-    dataset: "digits" (default; no network), a 2-D toy ("swiss_roll", "8gaussians", "moons",
+    dataset: "digits" (default; no network), "shapes" (procedural captioned shapes), a 2-D toy ("swiss_roll", "8gaussians", "moons",
       "checkerboard"), a TFDS image dataset ("mnist", "fashion_mnist", "kmnist", "cifar10",
       "cifar100", "svhn_cropped", "celeb_a") or "tfds:<name>" for another TFDS image dataset.
     data_dir: TFDS data directory (default: ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
@@ -200,6 +201,13 @@ class DataConfig:
       0.1; see ``genjax.data.toy2d``); None keeps the default.
     test_fraction: fraction of the digits held out for testing (fixed split; 0.15 -> 1,527
       train / 270 test).
+    shapes_min_objects, shapes_max_objects: object counts of "shapes" images (1 <= min <=
+      max <= 3).
+    shapes_max_rotation: "shapes" objects turn uniformly in [-this, this] degrees.
+    shapes_texture: probability of a textured (rather than plain) "shapes" background.
+    shapes_num_train, shapes_num_test: sizes of the "shapes" splits (test: images
+      [0, num_test), train: the next num_train); image_size (default 32) is their side.
+    text_len: length of the caption token rows (``batch["text"]``) of "shapes".
     seed: shuffle (and flip) seed of the training batches (``BatchIterator``); the datasets
       themselves never depend on it.
   """
@@ -214,6 +222,13 @@ class DataConfig:
   toy_noise: Optional[float] = field(None, ge=0.0)
   test_fraction: float = field(digits_lib.DEFAULT_TEST_FRACTION, gt=0.0, lt=1.0)
   seed: int = field(0, ge=0)  # seeds numpy's SeedSequence, which takes no negative entropy
+  shapes_min_objects: int = field(1, ge=1, le=shapes_lib.MAX_OBJECTS)
+  shapes_max_objects: int = field(shapes_lib.MAX_OBJECTS, ge=1, le=shapes_lib.MAX_OBJECTS)
+  shapes_max_rotation: float = field(0.0, ge=0.0, le=180.0)
+  shapes_texture: float = field(0.5, ge=0.0, le=1.0)
+  shapes_num_train: int = field(shapes_lib.DEFAULT_NUM_TRAIN, gt=0)
+  shapes_num_test: int = field(shapes_lib.DEFAULT_NUM_TEST, gt=0)
+  text_len: int = field(shapes_lib.DEFAULT_TEXT_LEN, ge=2)
 
   def __post_init__(self):
     typed_config.validate(self, "data")  # types and ranges; the rules across fields follow
@@ -236,6 +251,24 @@ class DataConfig:
       raise ValueError("checkerboard has no noise parameter; set toy_noise=None.")
     if name == "digits" and self.crop_size is not None:
       raise ValueError("crop_size applies only to TFDS datasets; set it to None for digits.")
+    if name == "shapes":
+      if self.crop_size is not None:
+        raise ValueError("crop_size applies only to TFDS datasets; set it to None for shapes.")
+      if self.random_flip:
+        raise ValueError("random_flip would contradict the shapes captions (left/right); set it "
+                         "to False.")
+      if self.image_size is not None and self.image_size < 16:
+        raise ValueError(f"shapes images are drawn at image_size >= 16; got {self.image_size}.")
+      if self.shapes_min_objects > self.shapes_max_objects:
+        raise ValueError(f"shapes_min_objects={self.shapes_min_objects} exceeds "
+                         f"shapes_max_objects={self.shapes_max_objects}.")
+
+  def shapes_config(self) -> "shapes_lib.ShapesConfig":
+    """The :class:`genjax.data.shapes.ShapesConfig` these fields describe."""
+    return shapes_lib.ShapesConfig(
+        image_size=self.image_size or 32, min_objects=self.shapes_min_objects,
+        max_objects=self.shapes_max_objects, max_rotation=self.shapes_max_rotation,
+        texture=self.shapes_texture, text_len=self.text_len)
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any] | Any) -> "DataConfig":
@@ -296,6 +329,12 @@ def load_dataset(cfg: DataConfig) -> Dataset:
       x_tr, x_te = resize_images(x_tr, cfg.image_size), resize_images(x_te, cfg.image_size)
     spec = DataSpec(shape=tuple(x_tr.shape[1:]), num_classes=digits_lib.NUM_CLASSES, kind="image")
     return Dataset(spec, ArraySource(x_tr, y_tr), ArraySource(x_te, y_te), name)
+  if name == "shapes":
+    scfg = cfg.shapes_config()
+    train, test = shapes_lib.splits(scfg, cfg.shapes_num_train, cfg.shapes_num_test)
+    spec = DataSpec(shape=(scfg.image_size, scfg.image_size, 3), num_classes=shapes_lib.NUM_CLASSES,
+                    kind="image")
+    return Dataset(spec, train, test, name)
   if name in POINT_DATASETS:
     x_tr, y_tr, x_te, y_te = toy2d.make_toy_dataset(name, cfg.num_points, cfg.num_test_points, cfg.toy_noise)
     spec = DataSpec(shape=(2,), num_classes=toy2d.NUM_CLASSES[name], kind="points")
@@ -450,18 +489,27 @@ class BatchIterator:
       flips = np.random.default_rng([self.seed, step, FLIP_STREAM]).random(shape) < 0.5
     return flips[0] if self.batches_per_step == 1 else flips
 
-  def batch_at(self, step: int) -> Batch:
+  def batch_at(self, step: int, rows: Optional[slice] = None) -> Batch:
     """The global batch of train step ``step`` (a pure function of ``seed`` and ``step``).
+
+    Args:
+      step: the train step.
+      rows: only these rows of the global batch (a process's shard in a multi-process run):
+        the same values as ``batch_at(step)[...][rows]``, reading only those examples.
 
     Returns:
       ``{"x": [B, ...] float32, "label": [B] int32}``, with a leading ``[n, ...]`` axis when
-      ``batches_per_step = n > 1``.
+      ``batches_per_step = n > 1`` (``B`` is the number of ``rows`` if given).
     """
     idx = self.indices_at(step)
+    flips = self.flips_at(step) if self.random_flip else None
+    if rows is not None:
+      idx = idx[..., rows]
+      flips = None if flips is None else flips[..., rows]
     batch = self.source.get(idx.reshape(-1))
     batch = {k: np.asarray(v).reshape(idx.shape + np.shape(v)[1:]) for k, v in batch.items()}
     if self.random_flip:
-      batch["x"] = flip_images(batch["x"], self.flips_at(step))
+      batch["x"] = flip_images(batch["x"], flips)
     return batch
 
   def _check_step(self, step: int):

@@ -20,6 +20,13 @@ The architecture follows the authors' ``facebookresearch/DiT/models.py``:
 
 It has the U-Net's call signature ``(x, t, y=None, train=False)``, so every genjax method that
 takes a network by ``config.model.name`` can use it (``configs/dit.py``).
+
+Text (or any sequence) conditioning, as latent diffusion's U-Net takes it (seed 003 eq. 47-48):
+with ``context_dim > 0`` each block adds, after its self-attention, a cross-attention of the
+tokens to ``context [B, L, context_dim]`` (``x = x + cross_attn(norm_cross(x), context)``, the
+PixArt-alpha placement; ``cross_attn/to_out`` zero-initialized, so the network still starts at
+exactly zero). With ``context_dim = 0`` (the default) the network is the paper's, parameters and
+outputs unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from genjax.nets.attention import CrossAttention
 from genjax.nets.layers import timestep_embedding
 
 Array = jax.Array
@@ -117,18 +125,25 @@ class DiTBlock(nn.Module):
   num_heads: int
   mlp_ratio: float = 4.0
   dtype: Any = jnp.float32
+  cross_attention: bool = False
+  mlp_norm_eps: float = 1e-6
 
   @nn.compact
-  def __call__(self, x: Array, c: Array) -> Array:
+  def __call__(self, x: Array, c: Array, context: Optional[Array] = None,
+               context_mask: Optional[Array] = None) -> Array:
     d = self.hidden_size
     mod = nn.Dense(6 * d, kernel_init=zeros, bias_init=zeros, dtype=self.dtype,
                    name="adaLN_modulation")(nn.silu(c))
     shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = jnp.split(mod, 6, axis=-1)
-    norm = lambda name: nn.LayerNorm(epsilon=1e-6, use_scale=False, use_bias=False,
-                                     dtype=self.dtype, name=name)
+    norm = lambda name, eps=1e-6: nn.LayerNorm(epsilon=eps, use_scale=False, use_bias=False,
+                                               dtype=self.dtype, name=name)
     h = modulate(norm("norm1")(x), shift_msa, scale_msa)
     x = x + gate_msa[:, None, :] * Attention(self.num_heads, dtype=self.dtype, name="attn")(h)
-    h = modulate(norm("norm2")(x), shift_mlp, scale_mlp)
+    if self.cross_attention:
+      h = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, name="norm_cross")(x)
+      x = x + CrossAttention(self.num_heads, d // self.num_heads, zero_out=True,
+                             dtype=self.dtype, name="cross_attn")(h, context, context_mask)
+    h = modulate(norm("norm2", self.mlp_norm_eps)(x), shift_mlp, scale_mlp)
     h = nn.Dense(int(d * self.mlp_ratio), kernel_init=xavier, bias_init=zeros, dtype=self.dtype,
                  name="mlp_fc1")(h)
     h = nn.Dense(d, kernel_init=xavier, bias_init=zeros, dtype=self.dtype,
@@ -152,6 +167,15 @@ class DiT(nn.Module):
     out_channels: output channels; None means the input's (``2 C`` for a learned variance).
     dropout: unused by DiT (kept for config symmetry with the U-Net); must be 0.
     dtype: compute dtype (parameters are float32).
+    context_dim: width of a cross-attention context (0: none, the paper's DiT).
+    The two options below serve diffusers' ``DiTTransformer2DModel``, which differs from the
+    authors' code there; the defaults are the authors'.
+    temb_freq_shift: the ``s`` of the time embedding's frequencies ``k / (half - s)`` (0 in the
+      authors' code; diffusers' ``CombinedTimestepLabelEmbeddings`` uses 1).
+    mlp_norm_eps: epsilon of the LayerNorm before each MLP (1e-6; diffusers' ``norm_eps``,
+      1e-5 by default).
+    remat: rematerialise each DiT block in the backward pass (``nn.remat``): the same function
+      and parameter names, less activation memory, more compute.
   """
 
   patch_size: int = 2
@@ -163,6 +187,10 @@ class DiT(nn.Module):
   out_channels: Optional[int] = None
   dropout: float = 0.0
   dtype: Any = jnp.float32
+  context_dim: int = 0
+  temb_freq_shift: float = 0.0
+  mlp_norm_eps: float = 1e-6
+  remat: bool = False
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     if x.ndim != 4:
@@ -183,9 +211,11 @@ class DiT(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, t: Array, y: Optional[Array] = None,
-               train: bool = False) -> Array:
+               train: bool = False, context: Optional[Array] = None,
+               context_mask: Optional[Array] = None) -> Array:
     """Args: x [B, H, W, C]; t [B] or scalar (zero-based discrete steps or continuous, embedded
-    as given); y int [B] or None; train: unused (DiT has no dropout).
+    as given); y int [B] or None; train: unused (DiT has no dropout); context [B, L,
+    context_dim] and context_mask [B, L] (1 = real token) when ``context_dim > 0``.
 
     Returns: [B, H, W, out_channels or C], in x's dtype.
     """
@@ -195,6 +225,15 @@ class DiT(nn.Module):
     y = None if y is None else jnp.asarray(y)
     self._check_inputs(x, t, y)
     b, h, w, c_in = x.shape
+    if self.context_dim > 0:
+      if context is None or context.ndim != 3 or context.shape[0] != b \
+          or context.shape[-1] != self.context_dim:
+        raise ValueError(f"DiT: context_dim={self.context_dim} needs context [B={b}, L, "
+                         f"{self.context_dim}], got "
+                         f"{None if context is None else tuple(jnp.shape(context))}.")
+      context = jnp.asarray(context).astype(self.dtype)
+    elif context is not None or context_mask is not None:
+      raise ValueError("DiT: a context was given but context_dim=0; set context_dim or pass None.")
     p, d, dt = self.patch_size, self.hidden_size, self.dtype
     t = jnp.reshape(t, (-1,))  # a scalar t (one per sampler step) is embedded once
 
@@ -205,7 +244,7 @@ class DiT(nn.Module):
 
     # 2. Conditioning c = t_emb + y_emb.
     std = nn.initializers.normal(0.02)
-    temb = timestep_embedding(t, 256, flip_sin_to_cos=True, freq_shift=0.0)
+    temb = timestep_embedding(t, 256, flip_sin_to_cos=True, freq_shift=self.temb_freq_shift)
     temb = nn.Dense(d, kernel_init=std, bias_init=zeros, dtype=dt, name="t_embedder_0")(temb)
     c = nn.Dense(d, kernel_init=std, bias_init=zeros, dtype=dt,
                  name="t_embedder_2")(nn.silu(temb))
@@ -214,8 +253,11 @@ class DiT(nn.Module):
                        name="y_embedder")(y)
 
     # 3. adaLN-Zero blocks.
+    Block = nn.remat(DiTBlock) if self.remat else DiTBlock
     for i in range(self.depth):
-      tokens = DiTBlock(d, self.num_heads, self.mlp_ratio, dtype=dt, name=f"block_{i}")(tokens, c)
+      tokens = Block(d, self.num_heads, self.mlp_ratio, dtype=dt,
+                        cross_attention=self.context_dim > 0, mlp_norm_eps=self.mlp_norm_eps,
+                        name=f"block_{i}")(tokens, c, context, context_mask)
 
     # 4. Final adaLN + zero linear, unpatchify.
     c_out = self.out_channels or c_in

@@ -242,6 +242,15 @@ class GroupNorm(nn.Module):
     return y
 
 
+def _norm_kwargs(groups: Optional[int], eps: float) -> dict:
+  """GroupNorm arguments for a fixed group count and epsilon; ``{}`` (the defaults) when
+  ``groups`` is None and ``eps`` is the default 1e-6."""
+  kw = {} if eps == 1e-6 else {"epsilon": eps}
+  if groups is not None:
+    kw.update(max_groups=groups, min_group_size=1)
+  return kw
+
+
 def _conv(features: int, kernel: int = 3, stride: int = 1, *, zero: bool = False,
           dtype: Dtype = jnp.float32, name: Optional[str] = None) -> nn.Conv:
   """A NHWC conv with 'SAME' padding (TF's: the extra row/column of a stride-2 conv is at
@@ -272,12 +281,17 @@ class ResBlock(nn.Module):
     dropout: dropout rate before ``conv2``; uses the ``"dropout"`` rng when ``train``.
     conv_shortcut: use a 3x3 instead of a 1x1 conv on the skip path when channels change.
     dtype: compute dtype.
+    norm_groups: None (the default: :func:`num_groups` of the width) or a fixed GroupNorm
+      group count for every norm of the block (diffusers' ``norm_num_groups``).
+    norm_eps: the GroupNorm epsilon (1e-6, the reference's; diffusers' ``norm_eps``).
   """
 
   out_ch: Optional[int] = None
   dropout: float = 0.0
   conv_shortcut: bool = False
   dtype: Dtype = jnp.float32
+  norm_groups: Optional[int] = None
+  norm_eps: float = 1e-6
 
   @nn.compact
   def __call__(self, x: Array, temb: Array, train: bool = False) -> Array:
@@ -287,10 +301,11 @@ class ResBlock(nn.Module):
     """
     c = x.shape[-1]
     out_ch = self.out_ch or c
-    h = nn.silu(GroupNorm(dtype=self.dtype, name="norm1")(x))
+    norm = _norm_kwargs(self.norm_groups, self.norm_eps)
+    h = nn.silu(GroupNorm(dtype=self.dtype, name="norm1", **norm)(x))
     h = _conv(out_ch, dtype=self.dtype, name="conv1")(h)
     h = h + _dense(out_ch, dtype=self.dtype, name="temb_proj")(nn.silu(temb))[:, None, None, :]
-    h = nn.silu(GroupNorm(dtype=self.dtype, name="norm2")(h))
+    h = nn.silu(GroupNorm(dtype=self.dtype, name="norm2", **norm)(h))
     h = Dropout(self.dropout)(h, deterministic=not train)
     h = _conv(out_ch, zero=True, dtype=self.dtype, name="conv2")(h)
     if c != out_ch:
@@ -309,23 +324,42 @@ class AttnBlock(nn.Module):
   ``x + proj_out(w v)`` with ``proj_out`` zero-initialized (Ho et al. 2020, Appendix B;
   the self-attention of Wang et al. 2018 / SAGAN with a residual connection).
 
+  With ``head_dim`` set, the same projections are split into ``C / head_dim`` heads, each with
+  its own softmax scaled by ``head_dim^-1/2`` (diffusers' ``UNet2DModel`` with an
+  ``attention_head_dim``); the parameters are the same.
+
   Attributes:
     dtype: compute dtype (the logits and softmax are float32).
+    norm_groups: None (:func:`num_groups` of the width) or a fixed GroupNorm group count.
+    norm_eps: the GroupNorm epsilon.
+    head_dim: None (one head of width C, the reference) or the width of each head.
   """
 
   dtype: Dtype = jnp.float32
+  norm_groups: Optional[int] = None
+  norm_eps: float = 1e-6
+  head_dim: Optional[int] = None
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     """Args: x [B, H, W, C]. Returns: [B, H, W, C]."""
     b, hh, ww, c = x.shape
-    h = GroupNorm(dtype=self.dtype, name="norm")(x)
+    h = GroupNorm(dtype=self.dtype, name="norm", **_norm_kwargs(self.norm_groups, self.norm_eps))(x)
     q = _dense(c, dtype=self.dtype, name="q")(h).reshape(b, hh * ww, c)
     k = _dense(c, dtype=self.dtype, name="k")(h).reshape(b, hh * ww, c)
     v = _dense(c, dtype=self.dtype, name="v")(h).reshape(b, hh * ww, c)
-    logits = jnp.einsum("bqc,bkc->bqk", q, k, preferred_element_type=jnp.float32)
-    w = jax.nn.softmax(logits * (c ** -0.5), axis=-1).astype(self.dtype)
-    h = jnp.einsum("bqk,bkc->bqc", w, v).reshape(b, hh, ww, c)
+    if self.head_dim is None or self.head_dim == c:
+      logits = jnp.einsum("bqc,bkc->bqk", q, k, preferred_element_type=jnp.float32)
+      w = jax.nn.softmax(logits * (c ** -0.5), axis=-1).astype(self.dtype)
+      h = jnp.einsum("bqk,bkc->bqc", w, v).reshape(b, hh, ww, c)
+    else:
+      if c % self.head_dim:
+        raise ValueError(f"AttnBlock: width {c} is not divisible by head_dim {self.head_dim}.")
+      nh = c // self.head_dim
+      q, k, v = (a.reshape(b, hh * ww, nh, self.head_dim) for a in (q, k, v))
+      logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
+      w = jax.nn.softmax(logits * (self.head_dim ** -0.5), axis=-1).astype(self.dtype)
+      h = jnp.einsum("bhqk,bkhd->bqhd", w, v).reshape(b, hh, ww, c)
     h = _dense(c, zero=True, dtype=self.dtype, name="proj_out")(h)
     return x.astype(h.dtype) + h
 
@@ -334,20 +368,30 @@ class Downsample(nn.Module):
   """Halve H and W: a stride-2 3x3 conv (``with_conv``) or 2x2 average pooling.
 
   The conv pads like TF's 'SAME' (one extra row/column at the bottom/right), as in the
-  DDPM reference; improved-diffusion (PyTorch, ``padding=1``) pads one on each side.
+  DDPM reference (and diffusers' ``downsample_padding=0``); ``padding="symmetric"`` pads one
+  on each side, as improved-diffusion and diffusers' default ``downsample_padding=1``.
 
   Attributes:
     with_conv: conv (True) or average pooling (False).
     dtype: compute dtype.
+    padding: "same" (TF) or "symmetric" (PyTorch ``padding=1``) for the conv.
   """
 
   with_conv: bool = True
   dtype: Dtype = jnp.float32
+  padding: str = "same"
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     """Args: x [B, H, W, C], H and W even. Returns: [B, H/2, W/2, C]."""
     if self.with_conv:
+      if self.padding == "symmetric":
+        return nn.Conv(x.shape[-1], (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)),
+                       kernel_init=default_init, bias_init=zeros_init, dtype=self.dtype,
+                       param_dtype=jnp.float32, name="conv")(x)
+      if self.padding != "same":
+        raise ValueError(
+            f"Downsample: padding must be 'same' or 'symmetric', got {self.padding!r}.")
       return _conv(x.shape[-1], stride=2, dtype=self.dtype, name="conv")(x)
     return nn.avg_pool(x, (2, 2), strides=(2, 2))
 

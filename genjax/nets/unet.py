@@ -9,7 +9,13 @@ configuration (the defaults, on 32x32x3) has 35,746,307 parameters, the paper's 
 
 Additions over the reference, both from improved-diffusion: class conditioning (a label
 embedding added to the time embedding) and a configurable output width (``2 * C`` for
-learned-variance models). Optional, off by default (no parameters, the same outputs): the
+learned-variance models). From latent diffusion (Rombach et al. 2022, Sec. 3.3; seed 003
+eq. 47-48): with ``context_dim > 0`` the attention at ``attn_resolutions`` and in the middle is
+a :class:`~genjax.nets.attention.SpatialTransformer` (Stable Diffusion 1.x's
+``Transformer2DModel``: self-attention, cross-attention to ``context``, GEGLU feed-forward),
+named ``down_{i}_transformer_{j}``, ``mid_transformer_1``, ``up_{i}_transformer_{j}``. With
+``context_dim = 0`` (the default) the network, its parameters and its outputs are the
+reference's. Optional, off by default (no parameters, the same outputs): the
 noise-conditioning augmentation level of a cascade's super-resolution stage as a second
 embedded scalar (``aug_cond``; Ho et al. 2021, Sec. 3.2), and a conditioning vector projected
 into the time embedding (``emb_dim``; unCLIP's image embedding, Ramesh et al. 2022, Sec. 2.1).
@@ -23,8 +29,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from genjax.nets.attention import SpatialTransformer
 from genjax.nets.layers import (AttnBlock, Downsample, GroupNorm, ResBlock, Upsample,
-                                _conv, _dense, normal_init, timestep_embedding)
+                                _conv, _dense, _norm_kwargs, normal_init,
+                                timestep_embedding)
 
 Array = jax.Array
 
@@ -65,12 +73,34 @@ class UNet(nn.Module):
       pooling / nearest repetition (False).
     dtype: compute dtype; parameters are float32, so ``jnp.bfloat16`` is mixed precision.
       The output is cast back to the input's dtype.
+    context_dim: width of the cross-attention context (0: no cross-attention, the
+      reference U-Net). With it, ``context [B, L, context_dim]`` is required.
+    num_heads: attention heads of the transformer blocks (context_dim > 0 only).
+    head_dim: width of each head; -1: ``channels // num_heads`` (Stable Diffusion 1.x: 8 heads
+      of ``channels / 8``).
+    transformer_depth: BasicTransformerBlocks per SpatialTransformer.
     aug_cond: take ``aug_level`` [B], the noise-conditioning augmentation level of a cascaded
       super-resolution stage (Ho et al. 2021, Sec. 3.2), embedded like ``t`` (sinusoid, two
       dense layers ``aug_dense0/1``) and added to the time embedding. False: no parameters.
     emb_dim: width of a conditioning vector ``emb`` [B, emb_dim] projected by a dense layer
       (``emb_proj``) and added to the time embedding (unCLIP's decoder adds the CLIP image
       embedding so, Ramesh et al. 2022, Sec. 2.1). 0: no parameters.
+    The options below serve published checkpoints whose layout differs numerically from the
+    reference; their defaults are the reference, and :mod:`genjax.pretrained` sets them from a
+    checkpoint's config.
+    norm_groups: None (:func:`~genjax.nets.layers.num_groups` of each width) or one GroupNorm
+      group count for every norm (diffusers' ``norm_num_groups``).
+    norm_eps: GroupNorm epsilon (diffusers' ``norm_eps``; the reference's 1e-6).
+    downsample_padding: "same" (TF, the reference; diffusers' ``downsample_padding=0``) or
+      "symmetric" (one pixel on each side: diffusers' ``downsample_padding=1``).
+    attn_head_dim: None (single-head attention, the reference) or the width of each head
+      (diffusers' ``attention_head_dim``).
+    temb_flip_sin_to_cos: cosines first in the time embedding (diffusers' ``flip_sin_to_cos``).
+    temb_freq_shift: the ``s`` of the time embedding's frequencies (diffusers' ``freq_shift``;
+      1 in the reference).
+    remat: rematerialise each ResBlock and attention block in the backward pass
+      (``nn.remat``): the same function and parameter names, less activation memory, more
+      compute.
 
   Example:
     >>> net = UNet(ch=32, ch_mult=(1, 2), attn_resolutions=(4,))
@@ -89,6 +119,25 @@ class UNet(nn.Module):
   out_channels: Optional[int] = None
   resamp_with_conv: bool = True
   dtype: Any = jnp.float32
+  context_dim: int = 0
+  num_heads: int = 8
+  head_dim: int = -1
+  transformer_depth: int = 1
+
+  def _check_context(self, b: int, context: Optional[Array], mask: Optional[Array]) -> None:
+    if self.context_dim <= 0:
+      if context is not None or mask is not None:
+        raise ValueError("UNet: a context was given but context_dim=0 (no cross-attention); "
+                         "set context_dim to the context's width, or pass context=None.")
+      return
+    if context is None or context.ndim != 3 or context.shape[0] != b \
+        or context.shape[-1] != self.context_dim:
+      raise ValueError(f"UNet: context_dim={self.context_dim} needs context [B={b}, L, "
+                       f"{self.context_dim}], got "
+                       f"{None if context is None else tuple(context.shape)}.")
+    if mask is not None and tuple(mask.shape) != tuple(context.shape[:2]):
+      raise ValueError(f"UNet: context_mask must have shape [B, L] = "
+                       f"{tuple(context.shape[:2])}, got {tuple(mask.shape)}.")
   aug_cond: bool = False
   emb_dim: int = 0
 
@@ -110,6 +159,13 @@ class UNet(nn.Module):
                          f"{None if emb is None else emb.shape}.")
     elif emb is not None:
       raise ValueError("UNet: emb was given but emb_dim=0; set emb_dim to its width.")
+  norm_groups: Optional[int] = None
+  norm_eps: float = 1e-6
+  downsample_padding: str = "same"
+  attn_head_dim: Optional[int] = None
+  temb_flip_sin_to_cos: bool = False
+  temb_freq_shift: float = 1.0
+  remat: bool = False
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     """Raise a clear ValueError for inputs the network cannot take."""
@@ -148,8 +204,10 @@ class UNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, t: Array, y: Optional[Array] = None,
-               train: bool = False, aug_level: Optional[Array] = None,
-               emb: Optional[Array] = None) -> Array:
+               train: bool = False, context: Optional[Array] = None,
+               context_mask: Optional[Array] = None, aug_level: Optional[Array] = None,
+               emb: Optional[Array] = None, down_residuals: Optional[Sequence[Array]] = None,
+               mid_residual: Optional[Array] = None) -> Array:
     """Predict the noise (or another target) for noisy images ``x`` at times ``t``.
 
     Args:
@@ -159,8 +217,15 @@ class UNet(nn.Module):
       y: [B] int class labels in ``{0..num_classes}`` (``num_classes`` = no label); must
         be given iff ``num_classes > 0``.
       train: enable dropout (needs ``rngs={"dropout": key}`` in ``apply``).
+      context: [B, L, context_dim] cross-attention context (``context_dim > 0`` only).
+      context_mask: [B, L], 1 for real tokens, 0 for padding (optional).
       aug_level: [B] or scalar augmentation levels; given iff ``aug_cond``.
       emb: [B, emb_dim] conditioning vectors; given iff ``emb_dim > 0``.
+      down_residuals: optional residuals added to the skip activations (one per skip, in the
+        order the down path makes them: ``conv_in``, each down ResBlock, each Downsample), as a
+        ControlNet's zero convolutions give them (:class:`genjax.nets.controlnet.ControlNet`).
+      mid_residual: optional residual added to the middle block's output.
+      Without them the network is exactly the plain U-Net.
 
     Returns:
       [B, H, W, out_channels or C], in x's dtype.
@@ -169,6 +234,9 @@ class UNet(nn.Module):
     t = jnp.asarray(t)
     y = None if y is None else jnp.asarray(y)
     self._check_inputs(x, t, y)
+    context = None if context is None else jnp.asarray(context)
+    context_mask = None if context_mask is None else jnp.asarray(context_mask)
+    self._check_context(x.shape[0], context, context_mask)
     b, _, _, c_in = x.shape
     aug_level = None if aug_level is None else jnp.asarray(aug_level)
     self._check_extra(b, aug_level, emb)
@@ -177,7 +245,11 @@ class UNet(nn.Module):
     num_levels = len(self.ch_mult)
 
     # 1. Time (and class) embedding.
-    temb = timestep_embedding(t, self.ch)
+    if self.temb_flip_sin_to_cos or self.temb_freq_shift != 1.0:
+      temb = timestep_embedding(t, self.ch, flip_sin_to_cos=self.temb_flip_sin_to_cos,
+                                freq_shift=self.temb_freq_shift)
+    else:
+      temb = timestep_embedding(t, self.ch)
     temb = _dense(4 * self.ch, dtype=dt, name="temb_dense0")(temb)
     temb = _dense(4 * self.ch, dtype=dt, name="temb_dense1")(nn.silu(temb))
     if self.num_classes > 0:
@@ -191,8 +263,27 @@ class UNet(nn.Module):
     if self.emb_dim:
       temb = temb + _dense(4 * self.ch, dtype=dt, name="emb_proj")(jnp.asarray(emb).astype(dt))
 
+    norm = {} if self.norm_groups is None else {"norm_groups": self.norm_groups}
+    if self.norm_eps != 1e-6:
+      norm["norm_eps"] = self.norm_eps
+    attn_kw = dict(norm, **({} if self.attn_head_dim is None else {"head_dim": self.attn_head_dim}))
+    down_kw = {} if self.downsample_padding == "same" else {"padding": self.downsample_padding}
+
+    # nn.remat keeps the block's parameter names; `train` (argument 3, after self) is static.
+    Res = nn.remat(ResBlock, static_argnums=(3,)) if self.remat else ResBlock
+    Attn = nn.remat(AttnBlock) if self.remat else AttnBlock
+    Transformer = nn.remat(SpatialTransformer) if self.remat else SpatialTransformer
+
+    def attn(h, name):
+      """The reference's AttnBlock, or with a context a SpatialTransformer."""
+      if self.context_dim <= 0:
+        return Attn(dtype=dt, name=name.replace("transformer", "attn"), **attn_kw)(h)
+      return Transformer(self.num_heads, None if self.head_dim < 0 else self.head_dim,
+                         self.transformer_depth, dtype=dt,
+                         name=name)(h, context.astype(dt), context_mask)
+
     def res(h, out_ch, name):
-      return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name)(h, temb, train)
+      return Res(out_ch, dropout=self.dropout, dtype=dt, name=name, **norm)(h, temb, train)
 
     # 2. Downsampling path; hs holds the skip activations.
     hs = [_conv(self.ch, dtype=dt, name="conv_in")(x.astype(dt))]
@@ -200,16 +291,24 @@ class UNet(nn.Module):
       for j in range(self.num_res_blocks):
         h = res(hs[-1], self.ch * self.ch_mult[i], f"down_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(dtype=dt, name=f"down_{i}_attn_{j}")(h)
+          h = attn(h, f"down_{i}_transformer_{j}")
         hs.append(h)
       if i != num_levels - 1:
-        hs.append(Downsample(self.resamp_with_conv, dtype=dt, name=f"down_{i}_downsample")(hs[-1]))
+        hs.append(Downsample(self.resamp_with_conv, dtype=dt, name=f"down_{i}_downsample",
+                             **down_kw)(hs[-1]))
 
     # 3. Middle.
     h = hs[-1]
+    if down_residuals is not None:  # ControlNet (Zhang et al. 2023): y_c = F(x) + Z(F_c(...))
+      if len(down_residuals) != len(hs):  # on the skips only, as diffusers' UNet2DConditionModel
+        raise ValueError(f"UNet: down_residuals must hold one residual per skip ({len(hs)}), "
+                         f"got {len(down_residuals)}.")
+      hs = [s + r.astype(s.dtype) for s, r in zip(hs, down_residuals)]
     h = res(h, None, "mid_block_1")
-    h = AttnBlock(dtype=dt, name="mid_attn_1")(h)
+    h = attn(h, "mid_transformer_1")
     h = res(h, None, "mid_block_2")
+    if mid_residual is not None:
+      h = h + mid_residual.astype(h.dtype)
 
     # 4. Upsampling path, consuming the skips in reverse.
     for i in reversed(range(num_levels)):
@@ -217,12 +316,13 @@ class UNet(nn.Module):
         h = res(jnp.concatenate([h, hs.pop()], axis=-1), self.ch * self.ch_mult[i],
                 f"up_{i}_block_{j}")
         if h.shape[1] in self.attn_resolutions:
-          h = AttnBlock(dtype=dt, name=f"up_{i}_attn_{j}")(h)
+          h = attn(h, f"up_{i}_transformer_{j}")
       if i != 0:
         h = Upsample(self.resamp_with_conv, dtype=dt, name=f"up_{i}_upsample")(h)
     assert not hs
 
     # 5. Output.
-    h = nn.silu(GroupNorm(dtype=dt, name="norm_out")(h))
+    h = nn.silu(GroupNorm(dtype=dt, name="norm_out",
+                          **_norm_kwargs(self.norm_groups, self.norm_eps))(h))
     h = _conv(self.out_channels or c_in, zero=True, dtype=dt, name="conv_out")(h)
     return h.astype(x.dtype)

@@ -33,7 +33,7 @@ __all__ = ["DDIM_SPACINGS", "ddim_step", "ddim_sample", "ddim_timesteps", "ddpm_
            "ddpm_step_fn"]
 
 Constraint = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
-DDIM_SPACINGS = ("uniform", "quadratic")
+DDIM_SPACINGS = ("uniform", "quadratic", "leading", "linspace", "trailing", "optimal")
 
 
 def _split(key, constraint):
@@ -151,7 +151,8 @@ def ddpm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
 # ------------------------------------------------------------------------------------------------
 
 
-def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform") -> np.ndarray:
+def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform",
+                   costs=None) -> np.ndarray:
   """The decreasing, zero-based timesteps a DDIM sampler visits on a discrete chain.
 
   Follows the DDIM paper's official code (``ermongroup/ddim``, ``runners/diffusion.py``,
@@ -165,6 +166,15 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform")
     Sampling then starts from ``N(0, I)`` at ``t = 0.8 T``: fine for the linear schedule
     (``abar`` ~ 2e-3 there) but markedly biased for the cosine one (``abar`` ~ 0.1); prefer
     ``"uniform"`` with cosine.
+  * ``"leading"``: diffusers' ``timestep_spacing="leading"`` (``steps_offset=0``): exactly S
+    steps ``0, r, ..., (S-1) r`` with ``r = T // S``.
+  * ``"linspace"``: diffusers' ``"linspace"``: ``round(linspace(0, T - 1, S))``.
+  * ``"trailing"``: diffusers' ``"trailing"``: ``round(arange(T, 0, -T/S)) - 1``, which starts at
+    the last step ``T - 1`` (Lin et al. 2024, Sec. 3.3: with a zero-terminal-SNR schedule the
+    sampler must start where the model saw pure noise).
+  * ``"optimal"``: Watson et al. 2021's dynamic-programming path on ``costs``
+    (:func:`genjax.sampling.analytic.optimal_timesteps`; ``costs`` from
+    :func:`~genjax.sampling.analytic.vlb_cost_table`).
 
   Returns:
     int64 numpy array, strictly decreasing, ending in 0.
@@ -174,18 +184,32 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform")
   if isinstance(num_steps, bool) or int(num_steps) != num_steps or not 1 <= num_steps <= num_timesteps:
     raise ValueError(
         f"num_steps must be an integer in [1, num_timesteps={num_timesteps}], got {num_steps!r}.")
+  n, s = int(num_timesteps), int(num_steps)
   if spacing == "uniform":
-    seq = np.arange(0, num_timesteps, num_timesteps // int(num_steps))
+    seq = np.arange(0, n, n // s)
+  elif spacing == "quadratic":
+    seq = (np.linspace(0, np.sqrt(n * 0.8), s) ** 2).astype(np.int64)
+  elif spacing == "leading":
+    seq = np.arange(0, s) * (n // s)
+  elif spacing == "linspace":
+    seq = np.linspace(0, n - 1, s).round()
+  elif spacing == "trailing":
+    seq = np.round(np.arange(n, 0, -n / s)) - 1
   else:
-    seq = (np.linspace(0, np.sqrt(num_timesteps * 0.8), int(num_steps)) ** 2).astype(np.int64)
-  return np.unique(seq)[::-1].astype(np.int64)
+    if costs is None:
+      raise ValueError("spacing='optimal' needs the cost table (costs=...; sample.py: "
+                       "--analytic_moments=W/analytic_moments.npz).")
+    from genjax.sampling.analytic import optimal_timesteps
+    seq = optimal_timesteps(costs, max(s, 2))
+  return np.unique(seq.astype(np.int64))[::-1].astype(np.int64)
 
 
 def _continuous_timesteps(process, num_steps: int, spacing: str, t_start) -> np.ndarray:
   """``num_steps`` decreasing times from ``t_start`` (default ``T``) to ``sampling_eps``,
   uniform in ``t`` or in ``sqrt(t)``."""
-  if spacing not in DDIM_SPACINGS:
-    raise ValueError(f"Unknown spacing {spacing!r}; valid ones are {', '.join(DDIM_SPACINGS)}.")
+  if spacing not in ("uniform", "quadratic"):
+    raise ValueError(f"spacing {spacing!r} is a discrete chain's; on a continuous process use "
+                     "uniform or quadratic.")
   if isinstance(num_steps, bool) or int(num_steps) != num_steps or num_steps < 1:
     raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}.")
   hi = float(process.T if t_start is None else t_start)
@@ -227,7 +251,7 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
                 num_steps: int = 50, eta: float = 0.0, spacing: str = "uniform", timesteps=None,
                 set_alpha_to_one: bool = True, clip_x0: ClipRange = None, t_start=None,
                 trajectory_stride: Optional[int] = None, x_T: Optional[jax.Array] = None,
-                constraint: Optional[Constraint] = None):
+                constraint: Optional[Constraint] = None, costs=None, gamma=None):
   """DDIM sampling (Song et al. 2021, eq. 12 and 16; seed eq. 41-43) on any Gaussian process.
 
   For consecutive times ``t > s`` of a decreasing grid, with ``alpha``, ``sigma`` the process's
@@ -273,16 +297,22 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
     trajectory_stride: ``None`` or a positive int; see the module docstring.
     x_T: optional starting state of ``shape``.
     constraint: ``constraint(x, alpha, sigma, key) -> x`` after every step.
+    costs: ``spacing="optimal"``'s cost table (:func:`genjax.sampling.analytic.vlb_cost_table`).
+    gamma: Analytic-DPM (discrete chain only): ``[T]`` ``Gamma_t = E||eps_theta||^2 / d``; the
+      step's noise is then ``sigma*`` of Bao et al. 2022 Thm. 1 with ``lambda = c`` (eta = 0:
+      Analytic-DDIM; eta = 1: Analytic-DDPM), and none on the last step to clean data.
 
   Returns:
     ``x_0`` ``[*shape]``, or ``(x_0, trajectory [n, *shape])`` with a trajectory stride.
   """
   check_clip(clip_x0)
   discrete = isinstance(process, DiffusionSchedule)
+  if gamma is not None and not discrete:
+    raise ValueError("Analytic-DPM's variance (gamma) needs a discrete chain.")
   if timesteps is not None:
     ts = _check_timesteps(timesteps, process)
   elif discrete:
-    ts = ddim_timesteps(process.N, num_steps, spacing)
+    ts = ddim_timesteps(process.N, num_steps, spacing, costs=costs)
   else:
     ts = _continuous_timesteps(process, num_steps, spacing, t_start)
   if t_start is not None:
@@ -305,6 +335,8 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
   shape, x_T, key_steps = _initial(process, key, shape, x_T, t_start, dtype, constraint,
                                    a_t[0], s_t[0])
 
+  gam = None if gamma is None else jnp.asarray(gamma, dtype)
+
   def step(x, inp):
     t, at, st, as_, ss, r2, k = inp
     k, kc = _split(k, constraint)
@@ -314,7 +346,12 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
       x0 = jnp.clip(x0, clip_x0[0], clip_x0[1])
       eps = (x - at * x0) / st
     c = eta * ss * jnp.sqrt(jnp.maximum(1.0 - r2, 0.0))
-    x = ddim_step(x0, eps, as_, ss, c, jax.random.normal(k, x.shape, x.dtype)).astype(x.dtype)
+    z = jax.random.normal(k, x.shape, x.dtype)
+    x = ddim_step(x0, eps, as_, ss, c, z).astype(x.dtype)
+    if gam is not None:  # Analytic-DPM: the same mean, the optimal variance
+      from genjax.sampling.analytic import analytic_variance
+      var = analytic_variance(gam[t], at**2, as_**2, c**2)
+      x = (x + (jnp.where(ss > 0, jnp.sqrt(var), 0.0) - c) * z).astype(x.dtype)
     if constraint is not None:
       x = constraint(x, as_, ss, kc)
     return x

@@ -38,14 +38,36 @@ class SamplingConfig:
     steps: the sampler's step count (its meaning and default differ per sampler); 0 is the
       sampler's default.
     eta: DDIM's stochasticity (0: deterministic; 1: ancestral with beta-tilde).
-    spacing: DDIM's grid: uniform | quadratic.
+    spacing: the discrete grid of DDIM and PNDM (and of the DPM-Solver family with
+      ``dpm_skip_type=discrete``): uniform | quadratic (the DDIM paper's code) | leading |
+      linspace | trailing (diffusers' ``timestep_spacing``; trailing starts at the last step, Lin
+      et al. 2024 Sec. 3.3) | optimal (Watson et al. 2021's dynamic-programming path, from
+      ``analytic_moments``).
     set_alpha_to_one: DDIM's last step lands on clean data (True) or on the first level
       (diffusers' ``set_alpha_to_one=False``).
     respacing: ancestral DDPM's kept steps: "" (all), "N", "n1,n2,..." or "ddimN" (Nichol &
       Dhariwal 2021 Sec. 4).
     dpm_method: DPM-Solver singlestep | multistep.
-    dpm_skip_type: DPM-Solver's grid: time_uniform | logSNR | time_quadratic.
+    dpm_skip_type: the DPM-Solver family's grid: time_uniform | logSNR | time_quadratic |
+      karras (Karras et al. 2022 eq. 5 in sigma = exp(-lambda), exponent ``rho``) | discrete
+      (the discrete chain's steps of ``spacing``, ending with one x0 step on clean data, as
+      diffusers' schedulers).
     dpm_denoise: end DPM-Solver with an x0-prediction step (one more NFE).
+    lower_order_final: the multistep solvers' last steps use lower orders (diffusers'
+      ``lower_order_final``; stabler below 15 steps).
+    unipc_variant: UniPC's B(h): bh1 (h) | bh2 (e^h - 1) (Zhao et al. 2023, Sec. 3.3).
+    unic: add the UniC corrector (Zhao et al. 2023, Alg. 1) after each DPM-Solver++ or DEIS step
+      (UniPC always corrects).
+    deis_basis: DEIS's polynomial variable: t (tAB-DEIS, Zhang & Chen 2023 eq. 14) | log_rho
+      (diffusers' DEISMultistepScheduler).
+    thresholding: the predicted x0 of every sampler: model (the model's own clip, as before) |
+      none | static (clip to [-1, 1]) | dynamic (Imagen, Saharia et al. 2022 Sec. 2.3).
+    threshold_percentile: dynamic thresholding's percentile p of |x0|.
+    threshold_max: an upper bound on dynamic thresholding's s (0: none, as Imagen).
+    analytic_moments: an ``analytic_moments.npz`` (``python -m benchmarks.analytic_moments``):
+      with it, DDIM adds Analytic-DPM's optimal reverse variance (Bao et al. 2022, Thm. 1-2;
+      eta = 0: Analytic-DDIM, eta = 1: Analytic-DDPM), and ``spacing=optimal`` reads its
+      L_vlb cost table.
     predictor: PC predictor: euler_maruyama | reverse_diffusion | ancestral_sampling | none.
     corrector: PC corrector: langevin | ald | none.
     snr: the corrector's signal-to-noise ratio (score_sde: 0.16 VE, 0.01 VP / sub-VP).
@@ -79,12 +101,22 @@ class SamplingConfig:
   sampler: str = ""
   steps: int = field(0, ge=0)
   eta: float = field(0.0, ge=0.0)
-  spacing: str = field("uniform", choices=("uniform", "quadratic"))
+  spacing: str = field("uniform", choices=("uniform", "quadratic", "leading", "linspace",
+                                           "trailing", "optimal"))
   set_alpha_to_one: bool = True
   respacing: str = ""
   dpm_method: str = field("multistep", choices=("singlestep", "multistep"))
-  dpm_skip_type: str = field("logSNR", choices=("time_uniform", "logSNR", "time_quadratic"))
+  dpm_skip_type: str = field("logSNR", choices=("time_uniform", "logSNR", "time_quadratic",
+                                                 "karras", "discrete"))
   dpm_denoise: bool = False
+  lower_order_final: bool = True
+  unipc_variant: str = field("bh2", choices=("bh1", "bh2"))
+  unic: bool = False
+  deis_basis: str = field("t", choices=("t", "log_rho"))
+  thresholding: str = field("model", choices=("model", "none", "static", "dynamic"))
+  threshold_percentile: float = field(0.995, gt=0.0, le=1.0)
+  threshold_max: float = field(0.0, ge=0.0)
+  analytic_moments: str = ""
   predictor: str = field("reverse_diffusion", choices=(
       "euler_maruyama", "reverse_diffusion", "ancestral_sampling", "none"))
   corrector: str = field("langevin", choices=("langevin", "ald", "none"))
@@ -170,7 +202,7 @@ def _process_n(model) -> int:
 
 
 _PC_OPTS = ("predictor", "corrector", "snr", "n_corrector_steps", "probability_flow", "denoise")
-_DPM_OPTS = ("dpm_method", "dpm_skip_type", "dpm_denoise")
+_DPM_OPTS = ("dpm_method", "dpm_skip_type", "dpm_denoise", "spacing")
 
 SAMPLERS: dict[str, Sampler] = {s.name: s for s in [
     Sampler("ddpm", "ancestral sampling (Ho et al. 2020 Alg. 2; respaced: Nichol & Dhariwal "
@@ -205,15 +237,48 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in [
     *[Sampler(f"dpm-solver-{k}", f"DPM-Solver-{k} (Lu et al. 2022; multistep: 2022b)",
               "network evaluations (default 20)", "continuous", _DPM_OPTS,
               default_steps=lambda m: 20, tag=_steps_tag(f"dpm-solver-{k}")) for k in (1, 2, 3)],
+    *[Sampler(f"dpm-solver++-{v}", f"DPM-Solver++({v.upper()}) (Lu et al. 2022b, "
+              f"{'Alg. 1' if v == '2s' else 'Alg. 2 / App. B'}): data prediction, stable under "
+              "large guidance", "network evaluations (default 20)", "continuous",
+              ("dpm_skip_type", "dpm_denoise", "lower_order_final", "unic", "spacing"),
+              default_steps=lambda m: 20, tag=_steps_tag(f"dpm-solver++-{v}"))
+      for v in ("2s", "2m", "3m")],
+    *[Sampler(f"unipc-{k}", f"UniPC-{k} (Zhao et al. 2023): UniP predictor + UniC corrector",
+              "network evaluations (default 10)", "continuous",
+              ("dpm_skip_type", "dpm_denoise", "lower_order_final", "unipc_variant", "spacing"),
+              default_steps=lambda m: 10, tag=_steps_tag(f"unipc-{k}")) for k in (1, 2, 3)],
+    *[Sampler(f"deis-{k}", f"DEIS-{k} (Zhang & Chen 2023): exponential integrator, polynomial "
+              "extrapolation of eps (AB)", "network evaluations (default 20)", "continuous",
+              ("dpm_skip_type", "dpm_denoise", "lower_order_final", "deis_basis", "unic",
+               "spacing"), default_steps=lambda m: 20, tag=_steps_tag(f"deis-{k}"))
+      for k in (1, 2, 3)],
+    Sampler("pndm", "PNDM (Liu et al. 2022): pseudo Runge-Kutta warm-up, then pseudo linear "
+            "multistep (diffusers' PNDMScheduler)", "grid steps (default 50; steps + 9 "
+            "evaluations)", "discrete", ("spacing", "set_alpha_to_one"),
+            processes=("discrete", "vp"), constraint=False, start=False,
+            default_steps=lambda m: 50, tag=_steps_tag("pndm")),
     Sampler("edm-heun", "Heun on Karras sigmas, with churn (Karras et al. 2022 Alg. 1-2)",
             "Karras levels (default 18; 2N-1 evaluations)", "continuous",
             ("rho", "s_churn", "s_noise", "s_tmin", "s_tmax"), default_steps=lambda m: 18,
             tag=_steps_tag("edm-heun")),
+    Sampler("edm-euler", "Euler on Karras sigmas, with churn (Karras et al. 2022 Alg. 2 with "
+            "Euler steps)", "Karras levels (default 35; N evaluations)", "continuous",
+            ("rho", "s_churn", "s_noise", "s_tmin", "s_tmax"), default_steps=lambda m: 35,
+            tag=_steps_tag("edm-euler")),
+    Sampler("euler-ancestral", "Euler ancestral in sigma space (k-diffusion; diffusers' "
+            "EulerAncestralDiscreteScheduler) on Karras sigmas", "Karras levels (default 35; "
+            "N evaluations)", "continuous", ("eta", "rho", "s_noise"), start=False,
+            default_steps=lambda m: 35, tag=_steps_tag("euler-ancestral")),
     Sampler("consistency", "consistency sampling (Song et al. 2023 Alg. 1)",
             "network evaluations (default 1)", "native", ("taus", "rho"),
             kinds=("consistency",), processes=("edm",), start=False,
             default_steps=lambda m: 1, tag=_steps_tag("consistency")),
 ]}
+_X0_OPTS = ("thresholding", "threshold_percentile", "threshold_max")
+for _name, _s in SAMPLERS.items():  # every denoiser's sampler forms x0: thresholding applies
+  if "denoiser" in _s.kinds:
+    extra = _X0_OPTS + (("analytic_moments",) if _name == "ddim" else ())
+    SAMPLERS[_name] = dataclasses.replace(_s, options=_s.options + extra)
 
 
 def sampler_names(process_kind: Optional[str] = None, kind: str = "denoiser") -> list[str]:
@@ -275,6 +340,10 @@ def validate_config(cfg: SamplingConfig) -> None:
                      "sampler=ddpm and mode=inpaint or colorize.")
   if (cfg.repaint_resample > 1 or cfg.repaint_jump > 1) and cfg.respacing:
     raise ValueError("RePaint runs on the full chain: set sampling.respacing=''.")
+  if cfg.spacing == "optimal" and not cfg.analytic_moments:
+    raise ValueError("sampling.spacing=optimal needs sampling.analytic_moments (the stored "
+                     "moments: python -m benchmarks.analytic_moments --config=... --workdir=W "
+                     "writes W/analytic_moments.npz).")
   if cfg.taus and cfg.sampler == "consistency" and cfg.steps and len(cfg.taus) != cfg.steps - 1:
     raise ValueError(f"sampling.taus must hold steps - 1 = {cfg.steps - 1} levels, got "
                      f"{len(cfg.taus)}.")

@@ -53,7 +53,19 @@ from genjax.sampling.convert import EpsFn, eps_of
 from genjax.sampling.scan import check_shape, finish, initial_state, run_groups
 
 __all__ = [
+    "ALGORITHMS",
+    "DEIS_BASES",
     "DPM_METHODS",
+    "UNIPC_VARIANTS",
+    "deis_coefficients",
+    "deis_update",
+    "dpmpp_first_update",
+    "dpmpp_multistep_second_update",
+    "dpmpp_multistep_third_update",
+    "dpmpp_singlestep_second_update",
+    "multistep_orders",
+    "unipc_correct",
+    "unipc_predict",
     "SKIP_TYPES",
     "dpm_solver_first_update",
     "dpm_solver_nfe",
@@ -69,7 +81,7 @@ __all__ = [
 ]
 
 DPM_METHODS = ("singlestep", "multistep")
-SKIP_TYPES = ("time_uniform", "logSNR", "time_quadratic")
+SKIP_TYPES = ("time_uniform", "logSNR", "time_quadratic", "karras")
 
 
 def timesteps_from_discrete(timesteps, num_timesteps: int) -> np.ndarray:
@@ -97,13 +109,15 @@ def _eps_caller(eps_fn, ns, cond):
 
 
 def get_time_steps(process, skip_type: str, t_T: float, t_0: float,
-                   num: int, dtype=jnp.float32) -> jax.Array:
+                   num: int, dtype=jnp.float32, rho: float = 7.0) -> jax.Array:
   """``num + 1`` decreasing times from ``t_T`` to ``t_0`` (the reference's ``get_time_steps``).
 
   * ``"time_uniform"``: uniform in ``t``.
   * ``"logSNR"``: uniform in ``lambda_t`` (Lu et al. 2022, Sec. 3.3), mapped back with
     :meth:`process.inverse_lambda`.
   * ``"time_quadratic"``: uniform in ``sqrt(t)`` (DDIM's quadratic spacing).
+  * ``"karras"``: Karras et al. 2022 eq. 5 in ``sigma^ = exp(-lambda_t)`` between the ends
+    (exponent ``rho``), mapped back with :meth:`process.inverse_lambda`.
 
   Returns:
     ``[num + 1]`` array of ``dtype``.
@@ -115,6 +129,13 @@ def get_time_steps(process, skip_type: str, t_T: float, t_0: float,
     lam_T = ns.marginal_lambda(jnp.asarray(t_T, dtype))
     lam_0 = ns.marginal_lambda(jnp.asarray(t_0, dtype))
     return ns.inverse_lambda(jnp.linspace(lam_T, lam_0, num + 1)).astype(dtype)
+  if skip_type == "karras":
+    hi = jnp.exp(-ns.marginal_lambda(jnp.asarray(t_T, dtype)))
+    lo = jnp.exp(-ns.marginal_lambda(jnp.asarray(t_0, dtype)))
+    ramp = jnp.linspace(0.0, 1.0, num + 1, dtype=dtype)
+    sig = (hi ** (1 / rho) + ramp * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    ts = ns.inverse_lambda(-jnp.log(sig)).astype(dtype)
+    return ts.at[0].set(t_T).at[-1].set(t_0)
   if skip_type == "time_uniform":
     return jnp.linspace(t_T, t_0, num + 1, dtype=dtype)
   return (jnp.linspace(t_T**0.5, t_0**0.5, num + 1, dtype=dtype) ** 2).astype(dtype)
@@ -144,7 +165,8 @@ def singlestep_orders(steps: int, order: int) -> list[int]:
 
 
 def singlestep_timesteps(process, steps: int, order: int,
-                         skip_type: str, t_T: float, t_0: float, dtype=jnp.float32):
+                         skip_type: str, t_T: float, t_0: float, dtype=jnp.float32,
+                         rho: float = 7.0):
   """Outer timesteps and orders of singlestep DPM-Solver-fast (the reference's
   ``get_orders_and_timesteps_for_singlestep_solver``).
 
@@ -157,7 +179,7 @@ def singlestep_timesteps(process, steps: int, order: int,
   orders = singlestep_orders(steps, order)
   if skip_type == "logSNR":
     return get_time_steps(process, skip_type, t_T, t_0, len(orders), dtype), orders
-  grid = get_time_steps(process, skip_type, t_T, t_0, steps, dtype)
+  grid = get_time_steps(process, skip_type, t_T, t_0, steps, dtype, rho)
   return grid[np.cumsum([0] + orders)], orders
 
 
@@ -305,8 +327,275 @@ def multistep_third_update(ns, x: jax.Array, eps_prev: Sequence[jax.Array],
 
 
 # ----------------------------------------------------------------------------------------------
+# DPM-Solver++ (Lu et al. 2022b): the same exponential integrator on the data prediction
+# x0(x, t) = (x - sigma_t eps) / alpha_t. Its exact solution (their eq. 8) is
+#   x_t = (sigma_t / sigma_s) x_s + sigma_t int_{lambda_s}^{lambda_t} e^{lambda} x0(x_lambda) dlambda,
+# and the k-th Taylor term of x0 in lambda integrates to alpha_t h^{k+1} phi_{k+1}(-h)-type weights:
+#   int_0^h e^{u - h} du = 1 - e^{-h},  int_0^h e^{u - h} u du = h - 1 + e^{-h},
+#   int_0^h e^{u - h} u^2 / 2 du = h^2 / 2 - h + 1 - e^{-h}.
+# ----------------------------------------------------------------------------------------------
+
+
+def _lam(ns, t):
+  return ns.marginal_lambda(t)
+
+
+def dpmpp_first_update(ns, x: jax.Array, s, t, x0_s: jax.Array) -> jax.Array:
+  """DPM-Solver++(1) from ``s`` to ``t`` (Lu et al. 2022b, eq. 8 with x0 constant; DDIM):
+  ``x_t = (sigma_t / sigma_s) x_s - alpha_t expm1(-h) x0_s``, ``h = lambda_t - lambda_s``."""
+  h = _lam(ns, t) - _lam(ns, s)
+  return (ns.marginal_std(t) / ns.marginal_std(s)) * x - ns.marginal_alpha(t) * jnp.expm1(-h) * x0_s
+
+
+def dpmpp_singlestep_second_update(ns, x0_fn: EpsFn, x: jax.Array, s, t, r1: float = 0.5,
+                                   x0_s: Optional[jax.Array] = None) -> jax.Array:
+  """DPM-Solver++(2S) from ``s`` to ``t`` (Lu et al. 2022b, Algorithm 1; 2 NFE).
+
+  ``s1 = t_lambda(lambda_s + r1 h)``,
+  ``u = (sigma_s1 / sigma_s) x - alpha_s1 expm1(-r1 h) x0_s``,
+  ``D = (1 - 1/(2 r1)) x0_s + 1/(2 r1) x0(u, s1)``,
+  ``x_t = (sigma_t / sigma_s) x - alpha_t expm1(-h) D``.
+  """
+  lam_s, lam_t = _lam(ns, s), _lam(ns, t)
+  h = lam_t - lam_s
+  s1 = ns.inverse_lambda(lam_s + r1 * h)
+  if x0_s is None:
+    x0_s = x0_fn(x, s)
+  u = (ns.marginal_std(s1) / ns.marginal_std(s)) * x - ns.marginal_alpha(s1) * jnp.expm1(-r1 * h) * x0_s
+  d = (1.0 - 0.5 / r1) * x0_s + (0.5 / r1) * x0_fn(u, s1)
+  return (ns.marginal_std(t) / ns.marginal_std(s)) * x - ns.marginal_alpha(t) * jnp.expm1(-h) * d
+
+
+def dpmpp_multistep_second_update(ns, x: jax.Array, x0_prev: Sequence[jax.Array],
+                                  t_prev: Sequence, t) -> jax.Array:
+  """DPM-Solver++(2M) from ``t_prev[-1]`` to ``t`` (Lu et al. 2022b, Algorithm 2; no network
+  call): ``r0 = h_0 / h``, ``D1 = (x0_{i-1} - x0_{i-2}) / r0``,
+  ``x_t = (sigma_t / sigma_{i-1}) x - alpha_t expm1(-h) x0_{i-1} - 0.5 alpha_t expm1(-h) D1``
+  (diffusers' ``solver_type="midpoint"``)."""
+  (m1, m0), (t1, t0) = x0_prev, t_prev
+  lam_1, lam_0, lam_t = _lam(ns, t1), _lam(ns, t0), _lam(ns, t)
+  h0, h = lam_0 - lam_1, lam_t - lam_0
+  d1 = (m0 - m1) / (h0 / h)
+  phi = jnp.expm1(-h)
+  alpha_t = ns.marginal_alpha(t)
+  return (ns.marginal_std(t) / ns.marginal_std(t0)) * x - alpha_t * phi * m0 - 0.5 * alpha_t * phi * d1
+
+
+def dpmpp_multistep_third_update(ns, x: jax.Array, x0_prev: Sequence[jax.Array],
+                                 t_prev: Sequence, t) -> jax.Array:
+  """DPM-Solver++(3M) from ``t_prev[-1]`` to ``t`` (Lu et al. 2022b, App. B; no network call).
+
+  The finite differences of :func:`multistep_third_update` on ``x0`` (``D1 ~ h x0'``,
+  ``D2 ~ h^2 x0''``) and the exact weights of the integral (module comment above):
+  ``x_t = (sigma_t / sigma_0) x - alpha_t expm1(-h) x0_0 + alpha_t (expm1(-h)/h + 1) D1
+  - alpha_t ((expm1(-h) + h)/h^2 - 1/2) D2``.
+
+  As in :func:`multistep_third_update`, ``D2 = 2 (D1_0 - D1_1) / (r0 + r1)``; diffusers'
+  ``DPMSolverMultistepScheduler`` (and the reference code) take half of it, which makes their
+  3M second order.
+  """
+  (m2, m1, m0), (t2, t1, t0) = x0_prev, t_prev
+  lam_2, lam_1, lam_0, lam_t = (_lam(ns, v) for v in (t2, t1, t0, t))
+  h1, h0, h = lam_1 - lam_2, lam_0 - lam_1, lam_t - lam_0
+  r0, r1 = h0 / h, h1 / h
+  d1_0, d1_1 = (m0 - m1) / r0, (m1 - m2) / r1
+  d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
+  d2 = 2.0 * (d1_0 - d1_1) / (r0 + r1)
+  phi = jnp.expm1(-h)
+  alpha_t = ns.marginal_alpha(t)
+  return ((ns.marginal_std(t) / ns.marginal_std(t0)) * x - alpha_t * phi * m0
+          + alpha_t * (phi / h + 1.0) * d1 - alpha_t * ((phi + h) / h**2 - 0.5) * d2)
+
+
+# ----------------------------------------------------------------------------------------------
+# UniPC (Zhao et al. 2023): the unified predictor UniP-p and corrector UniC-p, data prediction
+# (their Algorithms 2-3 with the "B(h)" choices of Sec. 3.3 / App. C; diffusers'
+# UniPCMultistepScheduler with predict_x0=True).
+# ----------------------------------------------------------------------------------------------
+
+UNIPC_VARIANTS = ("bh1", "bh2")
+
+
+def _unipc_coeffs(hh, rks, order: int, variant: str):
+  """``(R [order, order], b [order], B(h))`` of UniPC (Zhao et al. 2023, eq. 8 and App. C):
+  ``R_ij = r_j^{i}``, ``b_i = i! h phi_{i+1}(hh) / B(h)`` with ``hh = -h`` (data prediction;
+  ``hh = h`` for noise prediction),
+  ``phi_1(hh) = expm1(hh) / hh`` and ``phi_{k+1}(hh) = (phi_k(hh) - 1/k!) / hh``."""
+  h_phi_1 = jnp.expm1(hh)
+  h_phi_k = h_phi_1 / hh - 1.0
+  b_h = hh if variant == "bh1" else jnp.expm1(hh)
+  rows, b, fact = [], [], 1.0
+  for i in range(1, order + 1):
+    rows.append(rks ** (i - 1))
+    b.append(h_phi_k * fact / b_h)
+    fact *= i + 1
+    h_phi_k = h_phi_k / hh - 1.0 / fact
+  return jnp.stack(rows), jnp.stack(b), b_h, h_phi_1
+
+
+def _unipc_base(ns, x, m0, s0, t, h_phi_1, data):
+  """The first-order part and the weight of the corrections: data prediction
+  ``(sigma_t / sigma_s) x - alpha_t h_phi_1 m0`` and ``alpha_t``; noise prediction
+  ``(alpha_t / alpha_s) x - sigma_t h_phi_1 m0`` and ``sigma_t``."""
+  if data:
+    a_t = ns.marginal_alpha(t)
+    return (ns.marginal_std(t) / ns.marginal_std(s0)) * x - a_t * h_phi_1 * m0, a_t
+  s_t = ns.marginal_std(t)
+  return (ns.marginal_alpha(t) / ns.marginal_alpha(s0)) * x - s_t * h_phi_1 * m0, s_t
+
+
+def _unipc_diffs(ns, m_hist, t_hist, lam_s0, h, k_prev: int):
+  """``r_k = (lambda_{s_k} - lambda_{s_0}) / h`` and ``D1_k = (m_k - m_0) / r_k`` of the
+  ``k_prev`` older outputs (newest last in the histories)."""
+  m0 = m_hist[-1]
+  rks, d1s = [], []
+  for i in range(1, k_prev + 1):
+    rk = (_lam(ns, t_hist[-(i + 1)]) - lam_s0) / h
+    rks.append(rk)
+    d1s.append((m_hist[-(i + 1)] - m0) / rk)
+  return rks, d1s
+
+
+def unipc_predict(ns, x: jax.Array, m_hist, t_hist, t, order: int,
+                  variant: str = "bh2", data: bool = True) -> jax.Array:
+  """UniP-``order`` from ``t_hist[-1]`` to ``t`` (Zhao et al. 2023, Alg. 2, data prediction):
+  ``x_t = (sigma_t / sigma_0) x - alpha_t expm1(-h) m_0 - alpha_t B(h) sum_k a_k D1_k`` with
+  ``a`` solving ``R_{:-1,:-1} a = b_{:-1}`` (``a = 1/2`` at order 2, as the reference)."""
+  lam_s0 = _lam(ns, t_hist[-1])
+  h = _lam(ns, t) - lam_s0
+  rks, d1s = _unipc_diffs(ns, m_hist, t_hist, lam_s0, h, order - 1)
+  r_all = jnp.stack(rks + [jnp.ones_like(h)])
+  big_r, b, b_h, h_phi_1 = _unipc_coeffs(-h if data else h, r_all, order, variant)
+  x_t, scale = _unipc_base(ns, x, m_hist[-1], t_hist[-1], t, h_phi_1, data)
+  if order == 1:
+    return x_t
+  rhos = (jnp.full((1,), 0.5, x.dtype) if order == 2
+          else jnp.linalg.solve(big_r[:-1, :-1], b[:-1]).astype(x.dtype))
+  res = sum(rhos[k] * d1s[k] for k in range(order - 1))
+  return x_t - scale * b_h * res
+
+
+def unipc_correct(ns, x: jax.Array, m_hist, t_hist, t, m_t: jax.Array, order: int,
+                  variant: str = "bh2", data: bool = True) -> jax.Array:
+  """UniC-``order`` (Zhao et al. 2023, Alg. 1 / eq. 8, data prediction): recomputes the step
+  from ``x`` at ``t_hist[-1]`` to ``t`` with the new output ``m_t`` (evaluated at the
+  predicted ``x_t``) as one more difference ``D1_t = m_t - m_0`` (``r = 1``), ``c`` solving
+  ``R c = b`` (``c = 1/2`` at order 1). No network call: ``m_t`` is the next step's input."""
+  lam_s0 = _lam(ns, t_hist[-1])
+  h = _lam(ns, t) - lam_s0
+  rks, d1s = _unipc_diffs(ns, m_hist, t_hist, lam_s0, h, order - 1)
+  r_all = jnp.stack(rks + [jnp.ones_like(h)])
+  big_r, b, b_h, h_phi_1 = _unipc_coeffs(-h if data else h, r_all, order, variant)
+  x_t, scale = _unipc_base(ns, x, m_hist[-1], t_hist[-1], t, h_phi_1, data)
+  rhos = (jnp.full((1,), 0.5, x.dtype) if order == 1
+          else jnp.linalg.solve(big_r, b).astype(x.dtype))
+  res = sum(rhos[k] * d1s[k] for k in range(order - 1)) + rhos[-1] * (m_t - m_hist[-1])
+  return x_t - scale * b_h * res
+
+
+# ----------------------------------------------------------------------------------------------
+# DEIS (Zhang & Chen 2023): the exponential integrator of the eps-form probability-flow ODE,
+#   x_t / alpha_t = x_s / alpha_s + int_{rho_s}^{rho_t} eps drho,   rho = sigma / alpha = e^{-lambda}
+# (their eq. 11-13 in this parameterization), with eps extrapolated by the Lagrange polynomial
+# through the last k outputs (the "AB" multistep, eq. 14): in the process time t (tAB-DEIS) or in
+# log rho (diffusers' DEISMultistepScheduler).
+# ----------------------------------------------------------------------------------------------
+
+DEIS_BASES = ("t", "log_rho")
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(24)
+
+
+def _lagrange(v, nodes, j):
+  out = 1.0
+  for m, vm in enumerate(nodes):
+    if m != j:
+      out = out * (v - vm) / (nodes[j] - vm)
+  return out
+
+
+def deis_coefficients(ns, t_hist, t, order: int, basis: str = "t"):
+  """``c_j = int_{rho_s}^{rho_t} L_j drho`` for the ``order`` newest history times (newest last
+  in ``t_hist``; ``c`` newest first), ``L_j`` the Lagrange basis through them.
+
+  * ``basis="log_rho"``: ``L_j`` in ``log rho``; the closed forms of diffusers'
+    ``ind_fn`` (antiderivatives of ``rho`` times the basis polynomials).
+  * ``basis="t"``: ``L_j`` in the process time (tAB-DEIS, Zhang & Chen 2023 eq. 14),
+    ``int_s^t L_j(tau) rho'(tau) dtau`` by 24-point Gauss-Legendre quadrature (``rho'`` by
+    forward-mode differentiation).
+  """
+  ts = [t_hist[-(i + 1)] for i in range(order)]  # newest first
+  if basis == "log_rho":
+    rho = lambda v: ns.marginal_std(v) / ns.marginal_alpha(v)
+    r_t, rs = rho(t), [rho(v) for v in ts]
+    lg = jnp.log
+    if order == 1:
+      return [r_t - rs[0]]
+    if order == 2:
+      def ind(x, b, c):
+        return x * (-lg(c) + lg(x) - 1.0) / (lg(b) - lg(c))
+      return [ind(r_t, rs[0], rs[1]) - ind(rs[0], rs[0], rs[1]),
+              ind(r_t, rs[1], rs[0]) - ind(rs[0], rs[1], rs[0])]
+
+    def ind3(x, b, c, d):
+      num = x * (lg(c) * (lg(d) - lg(x) + 1.0) - lg(d) * lg(x) + lg(d) + lg(x) ** 2
+                 - 2.0 * lg(x) + 2.0)
+      return num / ((lg(b) - lg(c)) * (lg(b) - lg(d)))
+    r0, r1, r2 = rs
+    return [ind3(r_t, r0, r1, r2) - ind3(r0, r0, r1, r2),
+            ind3(r_t, r1, r2, r0) - ind3(r0, r1, r2, r0),
+            ind3(r_t, r2, r0, r1) - ind3(r0, r2, r0, r1)]
+  s = ts[0]
+  dtype = jnp.result_type(s)
+  nodes = (jnp.asarray(_GL_NODES, dtype) + 1.0) * 0.5 * (t - s) + s
+  w = jnp.asarray(_GL_WEIGHTS, dtype) * 0.5 * (t - s)
+  lam, dlam = jax.jvp(ns.marginal_lambda, (nodes,), (jnp.ones_like(nodes),))
+  drho = -jnp.exp(-lam) * dlam
+  return [jnp.sum(w * _lagrange(nodes, ts, j) * drho) for j in range(order)]
+
+
+def deis_update(ns, x: jax.Array, eps_hist, t_hist, t, order: int, basis: str = "t"):
+  """One DEIS-``order`` step from ``t_hist[-1]`` to ``t`` (no network call):
+  ``x_t = alpha_t (x / alpha_s + sum_j c_j eps_j)`` (:func:`deis_coefficients`). Order 1 is
+  DDIM / DPM-Solver-1."""
+  c = deis_coefficients(ns, t_hist, t, order, basis)
+  acc = x / ns.marginal_alpha(t_hist[-1])
+  for j in range(order):
+    acc = acc + c[j] * eps_hist[-(j + 1)]
+  return ns.marginal_alpha(t) * acc
+
+
+# ----------------------------------------------------------------------------------------------
 # The sampler.
 # ----------------------------------------------------------------------------------------------
+
+
+ALGORITHMS = ("dpmsolver", "dpmsolver++", "unipc", "deis")
+
+
+def multistep_orders(num_steps: int, order: int, lower_order_final: bool = False,
+                     algorithm: str = "dpmsolver", to_clean: bool = False) -> np.ndarray:
+  """The order of each of ``num_steps`` multistep steps: warm-up ``min(order, i + 1)``, and
+  with ``lower_order_final`` lower orders at the end, as diffusers does (its step list has one
+  more step, to clean data, when ``to_clean``):
+
+  * dpmsolver / dpmsolver++ / deis: below 15 steps, at most 2 on the second-to-last and 1 on
+    the last step (``DPMSolverMultistepScheduler``, ``DEISMultistepScheduler``);
+  * unipc: at most ``steps_left`` on every step (``UniPCMultistepScheduler``).
+
+  Returns:
+    int32 numpy ``[num_steps]``.
+  """
+  n_all = num_steps + int(bool(to_clean))
+  out = []
+  for i in range(num_steps):
+    k = min(order, i + 1)
+    if lower_order_final:
+      if algorithm == "unipc":
+        k = min(k, n_all - i)
+      elif n_all < 15:
+        k = min(k, 1 if i == n_all - 1 else (2 if i == n_all - 2 else k))
+    out.append(k)
+  return np.asarray(out, np.int32)
 
 
 def dpm_solver_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
@@ -314,23 +603,37 @@ def dpm_solver_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=Non
                       skip_type: str = "time_uniform", t_start: Optional[float] = None,
                       t_end: Optional[float] = None, x_T: Optional[jax.Array] = None,
                       trajectory_stride: Optional[int] = None, timesteps=None,
-                      denoise_to_zero: bool = False, dtype=None, constraint=None):
-  """Samples by solving the diffusion ODE from ``t_start`` to ``t_end`` with DPM-Solver.
+                      denoise_to_zero: bool = False, dtype=None, constraint=None,
+                      algorithm: str = "dpmsolver", lower_order_final: bool = False,
+                      unic: bool = False, variant: Optional[str] = None, rho: float = 7.0):
+  """Samples by solving the diffusion ODE from ``t_start`` to ``t_end`` with an exponential
+  integrator of the DPM-Solver family.
 
-  Lu et al. 2022 (singlestep: DPM-Solver-fast, Sec. 3.4 and Algorithms 1-2) and Lu et al.
-  2022b (multistep, the noise-prediction form). ``steps`` is the number of network
-  evaluations (NFE):
+  ``algorithm`` picks the update rule on the shared step grid and loop:
 
-  * ``"singlestep"``: order 1: ``steps`` DPM-Solver-1 (DDIM) steps; order 2: ``steps // 2``
-    DPM-Solver-2 steps (+ one DPM-Solver-1 if odd); order 3: DPM-Solver-3 steps ended by a
-    DPM-Solver-2 and/or -1 step (:func:`singlestep_orders`). One ``lax.scan`` per run of equal
-    orders.
+  * ``"dpmsolver"``: Lu et al. 2022 (singlestep: DPM-Solver-fast, Sec. 3.4 and Algorithms 1-2)
+    and Lu et al. 2022b (multistep, the noise-prediction form).
+  * ``"dpmsolver++"``: DPM-Solver++ (Lu et al. 2022b): the data-prediction form; singlestep
+    order 2 is 2S (Algorithm 1), multistep 2M / 3M (Algorithm 2, App. B).
+  * ``"unipc"``: UniPC (Zhao et al. 2023): UniP-``order`` predictor and UniC corrector,
+    multistep only, data prediction; ``variant`` bh1 | bh2.
+  * ``"deis"``: DEIS (Zhang & Chen 2023), multistep only, noise prediction; ``variant`` (the
+    polynomial's variable) t | log_rho.
+
+  ``steps`` is the number of network evaluations (NFE):
+
+  * ``"singlestep"``: order 1: ``steps`` first-order steps; order 2: ``steps // 2`` second-order
+    steps (+ one first-order if odd); order 3: third-order steps ended by a second- and/or
+    first-order step (:func:`singlestep_orders`). One ``lax.scan`` per run of equal orders.
   * ``"multistep"``: ``steps`` steps on the ``skip_type`` grid, each reusing the previous
-    ``eps`` values; the first ``order - 1`` steps use orders 1, 2 (warm-up). One ``lax.scan``.
+    outputs; warm-up with lower orders (:func:`multistep_orders`). One ``lax.scan``. With
+    ``unic`` (always for UniPC) every step but the last is corrected with the evaluation the
+    next step needs anyway (no extra NFE); with ``denoise_to_zero`` the last one is too.
 
   Args:
     eps_fn: the denoiser ``eps_fn(x [B, ...], t scalar, cond)`` in the process's continuous
-      time (a learned variance is ignored).
+      time (a learned variance is ignored). Thresholding of x0 is a transform of it
+      (:func:`genjax.sampling.thresholding.threshold_denoiser`).
     process: a continuous process (see the module docstring).
     key: PRNG key for ``x_T ~ p_T`` (unused if ``x_T`` is given).
     shape: ``(B, ...)``, static.
@@ -338,7 +641,7 @@ def dpm_solver_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=Non
     steps: NFE (>= 1), static.
     order: 1, 2 or 3.
     method: ``"singlestep"`` or ``"multistep"``.
-    skip_type: ``"time_uniform"``, ``"logSNR"`` or ``"time_quadratic"``.
+    skip_type: ``"time_uniform"``, ``"logSNR"``, ``"time_quadratic"`` or ``"karras"``.
     t_start: start time (default ``process.T``; below it ``x_T`` must be given: SDEdit).
     t_end: end time (default ``process.sampling_eps``: step 0 of a discrete schedule's view;
       the reference recommends 1e-3 to 1e-4 for continuous ones).
@@ -349,23 +652,43 @@ def dpm_solver_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=Non
       ``steps``, ``skip_type``, ``t_start``, ``t_end``): multistep steps between consecutive
       ones (M NFE); singlestep takes DPM-Solver-``order`` on every interval (``order * M`` NFE).
     denoise_to_zero: finish with ``x_0 = (x - sigma eps(x, t_end)) / alpha`` at ``t_end`` (one
-      more NFE; the reference's ``denoise=True``; DDIM's last step to ``abar = 1``).
+      more NFE; the reference's ``denoise=True``; DDIM's last step to ``abar = 1``; diffusers'
+      ``final_sigmas_type="zero"``, whose first-order step to ``sigma = 0`` is this ``x_0``).
     dtype: dtype of ``x_T`` and the times (default: ``x_T``'s, else the process's arrays', else
       float32).
     constraint: ``constraint(x, alpha, sigma, key) -> x`` after every outer step.
+    algorithm: one of :data:`ALGORITHMS`.
+    lower_order_final: lower orders on the last steps (:func:`multistep_orders`).
+    unic: add the UniC corrector to a multistep ``dpmsolver++`` or ``deis`` run.
+    variant: UniPC's ``bh1`` / ``bh2`` (default bh2) or DEIS's ``t`` / ``log_rho`` (default t).
+    rho: the exponent of ``skip_type="karras"``.
 
   Returns:
     ``x`` ``[*shape]`` at ``t_end`` (or ``x_0`` if ``denoise_to_zero``), or ``(x, trajectory)``
     with a stride (its last entry is the returned sample).
 
   Raises:
-    ValueError: bad order, method, skip type, steps, times or shapes.
+    ValueError: bad order, method, skip type, steps, times, algorithm or shapes.
   """
   _check_order(order)
+  if algorithm not in ALGORITHMS:
+    raise ValueError(f"Unknown algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}.")
   if method not in DPM_METHODS:
     raise ValueError(f"Unknown DPM-Solver method {method!r}; valid: {', '.join(DPM_METHODS)}.")
+  if method == "singlestep" and algorithm in ("unipc", "deis"):
+    raise ValueError(f"{algorithm} is a multistep method: use method='multistep'.")
   if skip_type not in SKIP_TYPES:
     raise ValueError(f"Unknown skip_type {skip_type!r}; valid: {', '.join(SKIP_TYPES)}.")
+  if algorithm == "unipc":
+    variant = variant or "bh2"
+    if variant not in UNIPC_VARIANTS:
+      raise ValueError(f"Unknown UniPC variant {variant!r}; valid: {', '.join(UNIPC_VARIANTS)}.")
+  if algorithm == "deis":
+    variant = variant or "t"
+    if variant not in DEIS_BASES:
+      raise ValueError(f"Unknown DEIS basis {variant!r}; valid: {', '.join(DEIS_BASES)}.")
+  if unic and algorithm not in ("dpmsolver++", "deis", "unipc"):
+    raise ValueError("unic (the UniC corrector) applies to dpmsolver++, deis and unipc.")
   if not hasattr(process, "inverse_lambda"):
     raise ValueError(f"DPM-Solver needs a continuous process with inverse_lambda; "
                      f"{type(process).__name__} is not one (use sched.continuous() for a "
@@ -400,6 +723,12 @@ def dpm_solver_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=Non
                                        t_start if timesteps is None else None, dtype)
   x = x_T.astype(dtype)
   eps = _eps_caller(eps_fn, ns, cond)
+  data = algorithm in ("dpmsolver++", "unipc")
+
+  def x0_of(x, t):
+    return ((x - ns.marginal_std(t) * eps(x, t)) / ns.marginal_alpha(t)).astype(x.dtype)
+
+  model = x0_of if data else eps
 
   def constrain(x, t, k):
     if constraint is None:
@@ -407,17 +736,28 @@ def dpm_solver_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=Non
     return constraint(x, ns.marginal_alpha(t).astype(x.dtype), ns.marginal_std(t).astype(x.dtype),
                       k)
 
+  corrected = algorithm == "unipc" or unic
   if method == "singlestep":
     if timesteps is not None:
       ts = jnp.asarray(ts_np, dtype)
       orders = [order] * (len(ts_np) - 1)
     else:
-      ts, orders = singlestep_timesteps(ns, int(steps), order, skip_type, t_T, t_0, dtype)
-    updates = {
-        1: lambda c, s, t: dpm_solver_first_update(ns, eps, c, s, t),
-        2: lambda c, s, t: singlestep_second_update(ns, eps, c, s, t, r1=0.5),
-        3: lambda c, s, t: singlestep_third_update(ns, eps, c, s, t, r1=1.0 / 3.0, r2=2.0 / 3.0),
-    }
+      ts, orders = singlestep_timesteps(ns, int(steps), order, skip_type, t_T, t_0, dtype, rho)
+    if data:
+      updates = {
+          1: lambda c, s, t: dpmpp_first_update(ns, c, s, t, x0_of(c, s)),
+          2: lambda c, s, t: dpmpp_singlestep_second_update(ns, x0_of, c, s, t, r1=0.5),
+      }
+      if order == 3:
+        raise ValueError("DPM-Solver++ singlestep is second order (2S); use order 2 or "
+                         "method='multistep' for 3M.")
+    else:
+      updates = {
+          1: lambda c, s, t: dpm_solver_first_update(ns, eps, c, s, t),
+          2: lambda c, s, t: singlestep_second_update(ns, eps, c, s, t, r1=0.5),
+          3: lambda c, s, t: singlestep_third_update(ns, eps, c, s, t, r1=1.0 / 3.0,
+                                                     r2=2.0 / 3.0),
+      }
     keys = _step_keys(key_steps, len(orders), constraint)
     x = constrain(x, ts[0], keys[-1])
     groups, i = [], 0
@@ -431,22 +771,71 @@ def dpm_solver_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=Non
     if timesteps is not None:
       ts = jnp.asarray(ts_np, dtype)
     else:
-      ts = get_time_steps(ns, skip_type, t_T, t_0, int(steps), dtype)
-    keys = _step_keys(key_steps, int(ts.shape[0]) - 1, constraint)
+      ts = get_time_steps(ns, skip_type, t_T, t_0, int(steps), dtype, rho)
+    num = int(ts.shape[0]) - 1
+    orders = multistep_orders(num, order, lower_order_final, algorithm, denoise_to_zero)
+    keys = _step_keys(key_steps, num, constraint)
     x = constrain(x, ts[0], keys[-1])
-    out = _multistep(ns, eps, x, ts, order, trajectory_stride, dtype, constrain, keys)
+    update, correct = _multistep_rules(ns, algorithm, variant, corrected)
+    out = _multistep(model, x, ts, orders, update, trajectory_stride, dtype, constrain, keys,
+                     correct=correct, eval_last=corrected and denoise_to_zero)
 
-  def last(x_end):
+  def last(c):
+    if method == "singlestep":
+      x_end = c
+    else:
+      x_end, m_hist, _ = c
     if denoise_to_zero:
       t_last = jnp.asarray(t_0, dtype)
-      x_end = ((x_end - ns.marginal_std(t_last) * eps(x_end, t_last))
-               / ns.marginal_alpha(t_last)).astype(dtype)
+      if method == "multistep" and corrected:  # the last evaluation is already in the history
+        m = m_hist[-1]
+        x_end = m if data else ((x_end - ns.marginal_std(t_last) * m)
+                                / ns.marginal_alpha(t_last)).astype(dtype)
+      else:
+        x_end = x0_of(x_end, t_last)
     if constraint is not None:  # the known part of the output is the clean data
       x_end = constraint(x_end, jnp.ones((), dtype), jnp.zeros((), dtype), keys[-1])
     return x_end
 
-  get_x = (lambda c: c) if method == "singlestep" else (lambda c: c[0])
-  return finish(out, trajectory_stride, lambda c: last(get_x(c)))
+  return finish(out, trajectory_stride, last)
+
+
+def _multistep_rules(ns, algorithm, variant, corrected):
+  """``(update(x, m_hist, t_hist, t, k), correct or None)`` of a multistep algorithm; ``k``, the
+  step's order, is static."""
+  if algorithm == "dpmsolver":
+    def update(c, m_h, t_h, t, k):
+      if k == 1:
+        return dpm_solver_first_update(ns, None, c, t_h[-1], t, eps_s=m_h[-1])
+      if k == 2:
+        return multistep_second_update(ns, c, (m_h[-2], m_h[-1]), (t_h[-2], t_h[-1]), t)
+      return multistep_third_update(ns, c, (m_h[-3], m_h[-2], m_h[-1]),
+                                    (t_h[-3], t_h[-2], t_h[-1]), t)
+  elif algorithm == "dpmsolver++":
+    def update(c, m_h, t_h, t, k):
+      if k == 1:
+        return dpmpp_first_update(ns, c, t_h[-1], t, m_h[-1])
+      if k == 2:
+        return dpmpp_multistep_second_update(ns, c, (m_h[-2], m_h[-1]), (t_h[-2], t_h[-1]), t)
+      return dpmpp_multistep_third_update(ns, c, (m_h[-3], m_h[-2], m_h[-1]),
+                                          (t_h[-3], t_h[-2], t_h[-1]), t)
+  elif algorithm == "unipc":
+    def update(c, m_h, t_h, t, k):
+      return unipc_predict(ns, c, m_h, t_h, t, k, variant)
+  else:
+    def update(c, m_h, t_h, t, k):
+      return deis_update(ns, c, m_h, t_h, t, k, variant)
+  if not corrected:
+    return update, None
+  if algorithm in ("dpmsolver++", "unipc"):
+    bh = variant if algorithm == "unipc" else "bh2"
+
+    def correct(c, m_h, t_h, t, m_t, k):
+      return unipc_correct(ns, c, m_h, t_h, t, m_t, k, bh)
+  else:  # DEIS: UniC in the noise-prediction form (Zhao et al. 2023, App. C)
+    def correct(c, m_h, t_h, t, m_t, k):
+      return unipc_correct(ns, c, m_h, t_h, t, m_t, k, "bh2", data=False)
+  return update, correct
 
 
 def _step_keys(key, n, constraint):
@@ -467,34 +856,42 @@ def _runs(orders):
   return [tuple(r) for r in runs]
 
 
-def _multistep(ns, eps, x, ts, order, trajectory_stride, dtype, constrain, keys):
-  """Multistep DPM-Solver on the grid ``ts [M + 1]``: one ``lax.scan`` of M steps, M NFE."""
+def _multistep(model, x, ts, orders, update, trajectory_stride, dtype, constrain, keys, *,
+               correct=None, eval_last=False):
+  """The multistep loop of every algorithm: one ``lax.scan`` over the grid ``ts [M + 1]``.
+
+  Each step predicts ``x_t = update(x, m_hist, t_hist, t, k)`` with its order ``k`` (static per
+  branch of a ``lax.switch``), evaluates ``m_t = model(x_t, t)`` (except after the last step,
+  unless ``eval_last``), corrects ``x_t = correct(x, m_hist, t_hist, t, m_t, k)`` when a
+  corrector is given (UniC), and pushes ``m_t``, which was evaluated at the predicted point (as
+  UniPC's reference does). M NFE (M + 1 with ``eval_last``).
+
+  Returns:
+    The carry ``(x, m_hist [order, ...], t_hist [order])`` (or with a trajectory).
+  """
   num = ts.shape[0] - 1
-  eps0 = eps(x, ts[0])
-  eps_hist = jnp.stack([eps0] * order)          # [order, B, ...]; entry -1 is the newest
+  order = int(np.max(orders))
+  m0 = model(x, ts[0])
+  m_hist = jnp.stack([m0] * order)              # [order, B, ...]; entry -1 is the newest
   t_hist = jnp.stack([ts[0]] * order)           # [order]
 
-  def update(c, eps_h, t_h, t, k):
-    if k == 1:
-      return dpm_solver_first_update(ns, eps, c, t_h[-1], t, eps_s=eps_h[-1])
-    if k == 2:
-      return multistep_second_update(ns, c, (eps_h[-2], eps_h[-1]), (t_h[-2], t_h[-1]), t)
-    return multistep_third_update(ns, c, (eps_h[-3], eps_h[-2], eps_h[-1]),
-                                  (t_h[-3], t_h[-2], t_h[-1]), t)
-
   def step(carry, inp):
-    c, eps_h, t_h = carry
-    i, t, k = inp
-    k_i = jnp.minimum(i + 1, order) - 1  # warm-up: orders 1, 2, ..., order
-    branches = [lambda c, e, th, t, k=k: update(c, e, th, t, k).astype(dtype)
-                for k in range(1, order + 1)]
-    c = constrain(jax.lax.switch(k_i, branches, c, eps_h, t_h, t), t, k)
-    # The last step needs no evaluation (NFE = M).
-    eps_new = jax.lax.cond(i < num - 1, lambda: eps(c, t), lambda: eps_h[-1])
-    eps_h = jnp.concatenate([eps_h[1:], eps_new[None]])
+    c, m_h, t_h = carry
+    i, t, k, key = inp
+    branches = [lambda c, m_h, t_h, t, kk=kk: update(c, m_h, t_h, t, kk).astype(dtype)
+                for kk in range(1, order + 1)]
+    x_new = constrain(jax.lax.switch(k - 1, branches, c, m_h, t_h, t), t, key)
+    need = (i < num - 1) if not eval_last else jnp.asarray(True)
+    m_new = jax.lax.cond(need, lambda: model(x_new, t).astype(dtype), lambda: m_h[-1])
+    if correct is not None:
+      cbr = [lambda c, m_h, t_h, t, m_t, kk=kk: correct(c, m_h, t_h, t, m_t, kk).astype(dtype)
+             for kk in range(1, order + 1)]
+      x_corr = constrain(jax.lax.switch(k - 1, cbr, c, m_h, t_h, t, m_new), t, key)
+      x_new = jnp.where(need, x_corr, x_new)     # no corrector without the evaluation
+    m_h = jnp.concatenate([m_h[1:], m_new[None]])
     t_h = jnp.concatenate([t_h[1:], t[None]])
-    return c, eps_h, t_h
+    return x_new, m_h, t_h
 
-  xs = (jnp.arange(num, dtype=jnp.int32), ts[1:], keys[:num])
-  return run_groups([(step, xs)], (x, eps_hist, t_hist), stride=trajectory_stride,
+  xs = (jnp.arange(num, dtype=jnp.int32), ts[1:], jnp.asarray(orders, jnp.int32), keys[:num])
+  return run_groups([(step, xs)], (x, m_hist, t_hist), stride=trajectory_stride,
                     state_of=lambda c: c[0])

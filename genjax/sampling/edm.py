@@ -25,7 +25,8 @@ from genjax.sampling.convert import EpsFn, eps_of
 from genjax.sampling.processes import bcast
 from genjax.sampling.scan import initial_state, run_scan
 
-__all__ = ["edm_heun_nfe", "edm_heun_sample", "karras_sigmas", "ode_step"]
+__all__ = ["edm_heun_nfe", "edm_heun_sample", "euler_ancestral_sample", "karras_sigmas",
+           "ode_step"]
 
 
 def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
@@ -60,9 +61,9 @@ def ode_step(d_fn, x: jax.Array, sigma_from, sigma_to, solver: str = "heun") -> 
   return x + h * 0.5 * (d + d_fn(x_euler, sigma_to))
 
 
-def edm_heun_nfe(num_steps: int) -> int:
-  """Denoiser evaluations of :func:`edm_heun_sample` with N steps: ``2 N - 1``."""
-  return 2 * int(num_steps) - 1
+def edm_heun_nfe(num_steps: int, solver: str = "heun") -> int:
+  """Denoiser evaluations of :func:`edm_heun_sample` with N steps: ``2 N - 1`` (Euler: N)."""
+  return int(num_steps) if solver == "euler" else 2 * int(num_steps) - 1
 
 
 def _karras(process, steps: int, t_top, rho: float, dtype) -> jax.Array:
@@ -81,9 +82,11 @@ def edm_heun_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
                     steps: int = 18, rho: float = 7.0, sigmas=None, s_churn: float = 0.0,
                     s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
                     t_start: Optional[float] = None, trajectory_stride: Optional[int] = None,
-                    x_T: Optional[jax.Array] = None, constraint=None):
+                    x_T: Optional[jax.Array] = None, constraint=None, solver: str = "heun"):
   """Karras et al. 2022 Algorithm 2 (Algorithm 1 when ``s_churn = 0``): Heun's method on
-  ``dx^/dsigma^ = eps``, Euler on the last step to ``sigma^ = 0``; one ``lax.scan``.
+  ``dx^/dsigma^ = eps``, Euler on the last step to ``sigma^ = 0``; one ``lax.scan``. With
+  ``solver="euler"`` every step is Euler (N evaluations; the same churn): Karras et al.'s
+  discretisation for any eps-model, as k-diffusion's ``sample_euler``.
 
   Args:
     eps_fn: the denoiser ``eps_fn(x, t scalar, cond)`` of ``process`` (classifier guidance is
@@ -109,6 +112,8 @@ def edm_heun_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
   Returns:
     ``x`` ``[*shape]``, or ``(x, trajectory)``.
   """
+  if solver not in ("euler", "heun"):
+    raise ValueError(f"solver must be euler or heun, got {solver!r}.")
   if not hasattr(process, "inverse_lambda"):
     raise ValueError(f"edm-heun needs a continuous process with inverse_lambda; "
                      f"{type(process).__name__} is not one (use sched.continuous()).")
@@ -143,11 +148,92 @@ def edm_heun_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
     s_hat = s_cur * (1 + g)
     noise = s_noise * jax.random.normal(k_churn, shape, dtype)
     x_hat = x + jnp.sqrt(jnp.maximum(s_hat**2 - s_cur**2, 0.0)) * noise
-    x = jax.lax.cond(s_next > 0, lambda: ode_step(d_of, x_hat, s_hat, s_next, "heun"),
-                     lambda: ode_step(d_of, x_hat, s_hat, s_next, "euler"))
+    if solver == "euler":
+      x = ode_step(d_of, x_hat, s_hat, s_next, "euler")
+    else:
+      x = jax.lax.cond(s_next > 0, lambda: ode_step(d_of, x_hat, s_hat, s_next, "heun"),
+                       lambda: ode_step(d_of, x_hat, s_hat, s_next, "euler"))
     if constraint is not None:
       x = constraint(x, jnp.ones((), dtype), s_next, k_con)
     return x
 
   xs = (sig[:-1], sig[1:], gamma, keys)
   return run_scan(step, x_hat_T, xs, stride=trajectory_stride)
+
+
+def _sigma_grid(process, steps, sigmas, t_top, rho, dtype):
+  if sigmas is None:
+    return _karras(process, steps, t_top, rho, dtype)
+  sig_np = np.asarray(sigmas, np.float64)
+  if sig_np.ndim != 1 or len(sig_np) < 2 or sig_np[-1] != 0 or np.any(np.diff(sig_np) >= 0):
+    raise ValueError("sigmas must be a decreasing 1-D array ending in 0, e.g. "
+                     f"karras_sigmas(18); got {sig_np}.")
+  return jnp.asarray(sig_np, dtype)
+
+
+def euler_ancestral_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
+                           steps: int = 35, rho: float = 7.0, sigmas=None, eta: float = 1.0,
+                           s_noise: float = 1.0, trajectory_stride: Optional[int] = None,
+                           x_T: Optional[jax.Array] = None, constraint=None):
+  """Euler ancestral sampling in sigma space (k-diffusion's ``sample_euler_ancestral``;
+  diffusers' ``EulerAncestralDiscreteScheduler``) for any eps-model.
+
+  In EDM's VE form ``x^ = x / alpha`` (module docstring), each step from ``sigma`` to
+  ``sigma'`` splits ``sigma'`` into a deterministic and an ancestral part so that the step is
+  the DDPM posterior (Ho et al. 2020 eq. 7 in sigma space) when ``eta = 1``:
+
+    ``sigma_up = min(sigma', eta sqrt(sigma'^2 (sigma^2 - sigma'^2) / sigma^2))``,
+    ``sigma_down = sqrt(sigma'^2 - sigma_up^2)``,
+    ``x^ <- x^ + (sigma_down - sigma) eps(x^, sigma) + s_noise sigma_up z``
+
+  (the Euler step of Karras et al. 2022 eq. 4's ``dx^/dsigma = eps`` to ``sigma_down``, then
+  fresh noise up to ``sigma'``). ``eta = 0`` is Euler. N evaluations, one ``lax.scan``.
+
+  Args:
+    eps_fn: the denoiser of ``process``.
+    process: a continuous process with ``inverse_lambda``.
+    key: PRNG key: ``x_T`` from its first split, the steps' noise ``z_i`` from
+      ``jax.random.split(second, N)[i]``.
+    shape: ``(B, ...)``.
+    cond: the condition.
+    steps: N Karras levels (``sigmas`` overrides them).
+    rho: Karras exponent.
+    sigmas: decreasing ``[N + 1]`` levels ``sigma^`` ending in 0.
+    eta: the ancestral fraction (1: k-diffusion / diffusers).
+    s_noise: noise scale.
+    trajectory_stride: record every k-th state ``x^``.
+    x_T: optional start (process coordinates).
+    constraint: ``constraint(x^, 1, sigma^, key)`` after every step.
+
+  Returns:
+    ``x`` (or ``(x, trajectory)``).
+  """
+  if not hasattr(process, "inverse_lambda"):
+    raise ValueError(f"euler-ancestral needs a continuous process with inverse_lambda; "
+                     f"{type(process).__name__} is not one (use sched.continuous()).")
+  shape, x_T, k_init, k_steps = initial_state(process, key, shape, x_T, None)
+  dtype = x_T.dtype
+  sig = _sigma_grid(process, steps, sigmas, process.T, rho, dtype)
+  n = int(sig.shape[0]) - 1
+  # diffusers scales the prior draw to the first sigma; here x_T is drawn at the process's top
+  # and mapped to x^ = x / alpha, which equals it when sigmas[0] is sigma^ at T.
+  x_hat = x_T / process.marginal_alpha(process.inverse_lambda(-jnp.log(sig[0]))).astype(dtype)
+
+  def d_of(x, s):
+    t = process.inverse_lambda(-jnp.log(s)).astype(dtype)
+    alpha = process.marginal_alpha(t).astype(dtype)
+    return eps_of(eps_fn(alpha * x, t, cond), process.marginal_std(t)).astype(dtype)
+
+  def step(x, inp):
+    s, s_next, k = inp
+    up = jnp.minimum(s_next, eta * jnp.sqrt(jnp.maximum(s_next**2 * (s**2 - s_next**2), 0.0)) / s)
+    down = jnp.sqrt(jnp.maximum(s_next**2 - up**2, 0.0))
+    x = x + (down - s) * d_of(x, s)
+    k_noise, k_con = jax.random.split(k) if constraint is not None else (k, k)
+    x = (x + s_noise * up * jax.random.normal(k_noise, shape, dtype)).astype(dtype)
+    if constraint is not None:
+      x = constraint(x, jnp.ones((), dtype), s_next, k_con)
+    return x
+
+  return run_scan(step, x_hat, (sig[:-1], sig[1:], jax.random.split(k_steps, n)),
+                  stride=trajectory_stride)

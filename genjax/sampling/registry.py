@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax.sampling import (ancestral, conditional, consistency, dpm_solver, edm, langevin,
-                             sde as sde_lib)
+                             pndm, sde as sde_lib, thresholding)
 from genjax.sampling.catalog import (MODES, SAMPLERS, SamplingConfig, resolve_steps,
                                      sampler_names, tag, validate_config)
 from genjax.sampling.convert import denoiser
@@ -107,11 +107,42 @@ def _eps_fn(model: Model, view, time_map, cfg: SamplingConfig):
     if time_map is not None:
       grad = lambda x, t, c, g=model.classifier_grad: g(x, time_map(t), c)
     eps_fn = classifier_guidance(eps_fn, grad, cfg.classifier_scale)
-  return eps_fn
+  fn = thresholding.x0_processor(
+      cfg.thresholding, percentile=cfg.threshold_percentile,
+      max_value=cfg.threshold_max or None, clip=model.clip)
+  return thresholding.threshold_denoiser(eps_fn, view, fn)
+
+
+def _x0_clip(cfg: SamplingConfig, model: Model):
+  """The clip range a sampler applies to x0 itself: the model's (``thresholding=model``), or
+  None (static / dynamic thresholding is a transform of the denoiser; none is none)."""
+  return model.clip if cfg.thresholding == "model" else None
+
+
+def _out_clip(cfg: SamplingConfig, model: Model):
+  """The clip of a sampler's output (every mode but ``thresholding=none``)."""
+  return None if cfg.thresholding == "none" else model.clip
 
 
 def _clip_out(x, clip):
   return x if clip is None else jnp.clip(x, clip[0], clip[1])
+
+
+def _moments(cfg: SamplingConfig, process):
+  """The Analytic-DPM moments of ``cfg.analytic_moments`` for a discrete chain, or None."""
+  if not cfg.analytic_moments:
+    return None
+  from genjax.sampling import analytic
+  return analytic.load_moments(cfg.analytic_moments, process.num_timesteps)
+
+
+def _costs(cfg: SamplingConfig, process):
+  """Watson et al.'s cost table when ``spacing=optimal`` (from the stored moments)."""
+  if cfg.spacing != "optimal" or not isinstance(process, DiffusionSchedule):
+    return None
+  from genjax.sampling import analytic
+  m = _moments(cfg, process)
+  return analytic.vlb_cost_table(np.asarray(process.alphas_cumprod, np.float64), m["eps_mse"])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -124,17 +155,21 @@ def _call_ddpm(eps_fn, process, key, shape, cond, cfg, model, extra):
     return conditional.repaint_sample(
         eps_fn, process, key, shape, constraint=extra["constraint"], cond=cond,
         jump_length=cfg.repaint_jump, jump_n_sample=cfg.repaint_resample,
-        var_type=model.var_type, clip_x0=model.clip, x_T=extra.get("x_T"))
+        var_type=model.var_type, clip_x0=_x0_clip(cfg, model), x_T=extra.get("x_T"))
   return ancestral.ddpm_sample(eps_fn, process, key, shape, cond=cond, var_type=model.var_type,
-                               clip_x0=model.clip, respacing=cfg.respacing or None, **extra)
+                               clip_x0=_x0_clip(cfg, model), respacing=cfg.respacing or None,
+                               **extra)
 
 
 def _call_ddim(eps_fn, process, key, shape, cond, cfg, model, extra):
   steps = resolve_steps(cfg, model)
+  discrete = isinstance(process, DiffusionSchedule)
+  moments = _moments(cfg, process) if discrete else None
   return ancestral.ddim_sample(eps_fn, process, key, shape, cond=cond, num_steps=steps,
                                eta=cfg.eta, spacing=cfg.spacing,
-                               set_alpha_to_one=cfg.set_alpha_to_one, clip_x0=model.clip,
-                               **extra)
+                               set_alpha_to_one=cfg.set_alpha_to_one,
+                               clip_x0=_x0_clip(cfg, model), costs=_costs(cfg, process),
+                               gamma=None if moments is None else moments["eps_sq"], **extra)
 
 
 def _call_pc(eps_fn, process, key, shape, cond, cfg, model, extra):
@@ -144,7 +179,7 @@ def _call_pc(eps_fn, process, key, shape, cond, cfg, model, extra):
                         n_corrector_steps=cfg.n_corrector_steps,
                         probability_flow=cfg.probability_flow, steps=steps,
                         denoise=cfg.denoise, **extra)
-  return _clip_out(x, model.clip)
+  return _clip_out(x, _out_clip(cfg, model))
 
 
 def _call_langevin(eps_fn, process, key, shape, cond, cfg, model, extra):
@@ -158,14 +193,14 @@ def _call_langevin(eps_fn, process, key, shape, cond, cfg, model, extra):
                         corrector=cfg.corrector if cfg.corrector != "none" else "langevin",
                         snr=cfg.snr, n_corrector_steps=cfg.n_corrector_steps, steps=steps,
                         denoise=cfg.denoise, **extra)
-  return _clip_out(x, model.clip)
+  return _clip_out(x, _out_clip(cfg, model))
 
 
 def _call_ode(method):
   def call(eps_fn, process, key, shape, cond, cfg, model, extra):
     x = sde_lib.ode_sample(eps_fn, process, key, shape, cond=cond, method=method,
                            steps=resolve_steps(cfg, model), denoise=cfg.denoise, **extra)
-    return _clip_out(x, model.clip)
+    return _clip_out(x, _out_clip(cfg, model))
   return call
 
 
@@ -173,7 +208,7 @@ def _call_ode_adaptive(eps_fn, process, key, shape, cond, cfg, model, extra):
   x, _ = sde_lib.ode_sample_adaptive(eps_fn, process, key, shape, cond=cond, rtol=cfg.rtol,
                                      atol=cfg.atol, denoise=cfg.denoise,
                                      **{k: v for k, v in extra.items() if k != "constraint"})
-  return _clip_out(x, model.clip)
+  return _clip_out(x, _out_clip(cfg, model))
 
 
 def _call_pc_ode(eps_fn, process, key, shape, cond, cfg, model, extra):
@@ -187,25 +222,66 @@ def _call_pc_ode(eps_fn, process, key, shape, cond, cfg, model, extra):
   b = sde_lib.ode_sample(eps_fn, process, k2, (shape[0] - h,) + tuple(shape[1:]),
                          cond=second(cond), method="heun", steps=max(steps // 2, 1),
                          denoise=cfg.denoise)
-  return jnp.concatenate([a, _clip_out(b, model.clip)])
+  return jnp.concatenate([a, _clip_out(b, _out_clip(cfg, model))])
 
 
-def _call_dpm(order):
+def _call_dpm(order, algorithm="dpmsolver", method=None):
   def call(eps_fn, process, key, shape, cond, cfg, model, extra):
-    x = dpm_solver.dpm_solver_sample(eps_fn, process, key, shape, cond=cond,
-                                     steps=resolve_steps(cfg, model), order=order,
-                                     method=cfg.dpm_method, skip_type=cfg.dpm_skip_type,
-                                     denoise_to_zero=cfg.dpm_denoise, **extra)
-    return _clip_out(x, model.clip)
+    steps = resolve_steps(cfg, model)
+    kw = dict(steps=steps, skip_type=cfg.dpm_skip_type, denoise_to_zero=cfg.dpm_denoise)
+    if cfg.dpm_skip_type == "discrete":
+      # The discrete chain's `spacing` steps (diffusers' grids), then one x0 step: `steps` NFE.
+      if not hasattr(process, "discrete_time_input"):
+        raise ValueError("sampling.dpm_skip_type=discrete needs a discrete DDPM model.")
+      n_t = process.num_timesteps
+      grid = ancestral.ddim_timesteps(n_t, max(steps, 2), cfg.spacing,
+                                      costs=_costs(cfg, _discrete_of(model)))
+      if extra.get("t_start") is not None:
+        grid = grid[dpm_solver.timesteps_from_discrete(grid, n_t) <= extra["t_start"] + 1e-9]
+      kw = dict(timesteps=dpm_solver.timesteps_from_discrete(grid, n_t), denoise_to_zero=True)
+    if algorithm != "dpmsolver":
+      kw.update(algorithm=algorithm, lower_order_final=cfg.lower_order_final,
+                unic=cfg.unic and algorithm in ("dpmsolver++", "deis"),
+                variant={"unipc": cfg.unipc_variant, "deis": cfg.deis_basis}.get(algorithm))
+    if "timesteps" in kw:
+      extra = {k: v for k, v in extra.items() if k != "t_start"}
+    x = dpm_solver.dpm_solver_sample(eps_fn, process, key, shape, cond=cond, order=order,
+                                     method=method or cfg.dpm_method, rho=cfg.rho, **kw, **extra)
+    return _clip_out(x, _out_clip(cfg, model))
   return call
 
 
-def _call_edm(eps_fn, process, key, shape, cond, cfg, model, extra):
-  x = edm.edm_heun_sample(eps_fn, process, key, shape, cond=cond,
-                          steps=resolve_steps(cfg, model), rho=cfg.rho, s_churn=cfg.s_churn,
-                          s_noise=cfg.s_noise, s_tmin=cfg.s_tmin,
-                          s_tmax=cfg.s_tmax if cfg.s_tmax > 0 else float("inf"), **extra)
-  return _clip_out(x, model.clip)
+def _discrete_of(model):
+  return model.process if isinstance(model.process, DiffusionSchedule) else None
+
+
+def _call_edm(solver):
+  def call(eps_fn, process, key, shape, cond, cfg, model, extra):
+    x = edm.edm_heun_sample(eps_fn, process, key, shape, cond=cond,
+                            steps=resolve_steps(cfg, model), rho=cfg.rho, s_churn=cfg.s_churn,
+                            s_noise=cfg.s_noise, s_tmin=cfg.s_tmin,
+                            s_tmax=cfg.s_tmax if cfg.s_tmax > 0 else float("inf"),
+                            solver=solver, **extra)
+    return _clip_out(x, _out_clip(cfg, model))
+  return call
+
+
+def _call_euler_ancestral(eps_fn, process, key, shape, cond, cfg, model, extra):
+  if extra.get("t_start") is not None:
+    raise ValueError("euler-ancestral has no start time for img2img.")
+  x = edm.euler_ancestral_sample(eps_fn, process, key, shape, cond=cond,
+                                 steps=resolve_steps(cfg, model), rho=cfg.rho, eta=cfg.eta or 1.0,
+                                 s_noise=cfg.s_noise, **extra)
+  return _clip_out(x, _out_clip(cfg, model))
+
+
+def _call_pndm(eps_fn, process, key, shape, cond, cfg, model, extra):
+  extra = {k: v for k, v in extra.items() if k == "trajectory_stride"}
+  x = pndm.pndm_sample(eps_fn, process, key, shape, cond=cond,
+                       num_steps=resolve_steps(cfg, model),
+                       spacing="leading" if cfg.spacing == "uniform" else cfg.spacing,
+                       set_alpha_to_one=cfg.set_alpha_to_one, **extra)
+  return x if isinstance(x, tuple) else _clip_out(x, _out_clip(cfg, model))
 
 
 def _call_consistency(eps_fn, process, key, shape, cond, cfg, model, extra):
@@ -216,7 +292,7 @@ def _call_consistency(eps_fn, process, key, shape, cond, cfg, model, extra):
   if len(taus) != steps - 1:
     raise ValueError(f"sampling.taus must hold steps - 1 = {steps - 1} levels, got {len(taus)}.")
   x = consistency.consistency_sample(eps_fn, process, key, shape, cond=cond, taus=taus, **extra)
-  return _clip_out(x, model.clip)
+  return _clip_out(x, _out_clip(cfg, model))
 
 
 _RUNNERS = {
@@ -224,7 +300,13 @@ _RUNNERS = {
     "ode-euler": _call_ode("euler"), "ode-heun": _call_ode("heun"),
     "ode-adaptive": _call_ode_adaptive, "pc+ode": _call_pc_ode,
     "dpm-solver-1": _call_dpm(1), "dpm-solver-2": _call_dpm(2), "dpm-solver-3": _call_dpm(3),
-    "edm-heun": _call_edm, "consistency": _call_consistency,
+    "dpm-solver++-2s": _call_dpm(2, "dpmsolver++", "singlestep"),
+    "dpm-solver++-2m": _call_dpm(2, "dpmsolver++", "multistep"),
+    "dpm-solver++-3m": _call_dpm(3, "dpmsolver++", "multistep"),
+    **{f"unipc-{k}": _call_dpm(k, "unipc", "multistep") for k in (1, 2, 3)},
+    **{f"deis-{k}": _call_dpm(k, "deis", "multistep") for k in (1, 2, 3)},
+    "pndm": _call_pndm, "edm-heun": _call_edm("heun"), "edm-euler": _call_edm("euler"),
+    "euler-ancestral": _call_euler_ancestral, "consistency": _call_consistency,
 }
 assert set(_RUNNERS) == set(SAMPLERS), "every catalog entry needs its runner"
 

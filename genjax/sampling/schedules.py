@@ -37,6 +37,7 @@ __all__ = [
     "get_beta_schedule",
     "get_schedule",
     "make_schedule",
+    "rescale_zero_terminal_snr",
     "respace",
     "space_timesteps",
 ]
@@ -66,6 +67,25 @@ def betas_for_alpha_bar(
   return np.minimum(1.0 - a2 / a1, max_beta)
 
 
+def rescale_zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
+  """Lin et al. 2024 ("Common Diffusion Noise Schedules and Sample Steps are Flawed"),
+  Algorithm 1: shift and scale ``sqrt(abar)`` so that the last step has zero SNR
+  (``abar_T = 0``) while the first keeps its value, and return the betas of that ``abar``.
+
+  The last beta becomes 1. float64 ``[T]``.
+  """
+  abar_sqrt = np.sqrt(np.cumprod(1.0 - np.asarray(betas, np.float64)))
+  first, last = abar_sqrt[0], abar_sqrt[-1]
+  abar_sqrt = (abar_sqrt - last) * first / (first - last)
+  abar = abar_sqrt**2
+  alphas = np.append(abar[0], abar[1:] / abar[:-1])
+  return 1.0 - alphas
+
+
+ZSNR_SUFFIX = "_zsnr"
+ZSNR_FLOOR = 2.0**-24
+
+
 def get_beta_schedule(name: str, num_timesteps: int, **kw) -> np.ndarray:
   """A named beta schedule, float64 ``[T]``; ``betas[t]`` is the paper's ``beta_{t+1}``.
 
@@ -79,6 +99,9 @@ def get_beta_schedule(name: str, num_timesteps: int, **kw) -> np.ndarray:
       ``betas_for_alpha_bar``).
     * ``"quadratic"``: Ho et al.'s reference code ``diffusion_utils_2.get_beta_schedule('quad')``
       (also diffusers' ``"scaled_linear"``): ``linspace(sqrt(beta_start), sqrt(beta_end), T)**2``.
+    * ``"<name>_zsnr"``: any of them rescaled to zero terminal SNR (Lin et al. 2024, Alg. 1;
+      :func:`rescale_zero_terminal_snr`), the terminal ``abar`` floored at
+      ``min(2^-24, abar_{T-1} / 2)``.
     * ``"sigmoid"``: the DDIM paper's official code (``ermongroup/ddim``,
       ``runners/diffusion.py``) and diffusers' ``DDPMScheduler(beta_schedule="sigmoid")``:
       ``sigmoid(linspace(-6, 6, T)) * (beta_end - beta_start) + beta_start``.
@@ -100,9 +123,20 @@ def get_beta_schedule(name: str, num_timesteps: int, **kw) -> np.ndarray:
   Raises:
     ValueError: unknown name, bad T or unknown keyword.
   """
+  if name.endswith(ZSNR_SUFFIX) and name[:-len(ZSNR_SUFFIX)] in SCHEDULE_NAMES:
+    betas = rescale_zero_terminal_snr(
+        get_beta_schedule(name[:-len(ZSNR_SUFFIX)], num_timesteps, **kw))
+    # abar_T = 0 exactly makes x0 = (x - sigma eps) / alpha undefined at the top, where every
+    # sampler starts; as diffusers' solvers do (rescale_betas_zero_snr), the terminal abar is
+    # floored, at 2^-24 or half the previous step's abar if that is smaller (the chain stays
+    # monotone), an SNR below 1e-7: no signal leaks into x_T at any data scale.
+    abar = np.cumprod(1.0 - betas)
+    abar[-1] = min(ZSNR_FLOOR, 0.5 * abar[-2]) if len(abar) > 1 else ZSNR_FLOOR
+    return 1.0 - abar / np.append(1.0, abar[:-1])
   if name not in SCHEDULE_NAMES:
     raise ValueError(
-        f"Unknown beta schedule {name!r}; valid names are {', '.join(SCHEDULE_NAMES)}.")
+        f"Unknown beta schedule {name!r}; valid names are {', '.join(SCHEDULE_NAMES)} "
+        f"(each also with the zero-terminal-SNR suffix {ZSNR_SUFFIX}, e.g. linear_zsnr).")
   if int(num_timesteps) != num_timesteps or num_timesteps < 1:
     raise ValueError(f"num_timesteps must be a positive integer, got {num_timesteps!r}.")
   num_timesteps = int(num_timesteps)

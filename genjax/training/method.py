@@ -59,7 +59,8 @@ class Method:
       named ``state``, it is also given the current TrainState as ``state=`` (e.g. a GAN draws
       its discriminator's decision surface from ``state.params``); see :func:`plot_samples`.
     evaluators: ``{name: fn(state, dataset, key, num) -> dict}`` run by ``sample.py --eval=name``
-      (``state`` is the restored TrainState; ``num`` is sample.py's --num, a cap on examples).
+      (``state`` is the restored TrainState; ``num`` is sample.py's --num, a cap on examples); an
+      evaluator with an ``out`` parameter is also given the output directory for its figures).
     sample_tag: the file stem of sample.py's outputs, naming the sampler and its settings
       (:func:`genjax.sampling.registry.tag`).
     modes: what ``sample`` can do: ``"sample"``, and for the diffusion families ``"inpaint"``,

@@ -136,8 +136,9 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
   results = {"step": int(jax.device_get(state.step)), "method": run.method.name}
   for i, name in enumerate(names):
     if name in run.method.evaluators:
-      results[name] = run.method.evaluators[name](state, run.dataset, jax.random.key(seed + i),
-                                                  num)
+      fn = run.method.evaluators[name]
+      extra = {"out": out} if _takes_out(fn) else {}  # evaluators that write figures
+      results[name] = fn(state, run.dataset, jax.random.key(seed + i), num, **extra)
   if "parzen" in names and "parzen" not in run.method.evaluators:
     from genjax.metrics import parzen
     from genjax.typed_config import from_section
@@ -160,6 +161,15 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
   with open(os.path.join(out, "eval.json"), "w") as f:
     json.dump(results, f, indent=2, default=float)
   return results
+
+
+def _takes_out(fn) -> bool:
+  """Whether an evaluator has an ``out`` parameter (the output directory for its figures)."""
+  import inspect
+  try:
+    return "out" in inspect.signature(fn).parameters
+  except (TypeError, ValueError):
+    return False
 
 
 def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights,
