@@ -39,7 +39,7 @@ Commands::
 See docs/metrics.md.
 """
 
-from genjax.metrics.clip_score import clip_score
+from genjax.metrics.clip_score import clip_score, clip_score_images
 from genjax.metrics.digits_classifier import load_digits_classifier
 from genjax.metrics.distances import feature_statistics
 from genjax.metrics.distances import frechet_distance
@@ -79,6 +79,7 @@ __all__ = [
     "add_digits_baseline",
     "bpd_with_dequantization_offset",
     "clip_score",
+    "clip_score_images",
     "dequantization_offset",
     "evaluate",
     "evaluate_batches",
