@@ -46,7 +46,7 @@ See docs/metrics.md.
 from genjax.metrics.adherence import caption_adherence
 from genjax.metrics.adherence import prompt_adherence
 from genjax.metrics.adherence import real_ceiling
-from genjax.metrics.clip_score import clip_score
+from genjax.metrics.clip_score import clip_score, clip_score_images
 from genjax.metrics.digits_classifier import load_digits_classifier
 from genjax.metrics.distances import feature_statistics
 from genjax.metrics.distances import frechet_distance
@@ -90,6 +90,7 @@ __all__ = [
     "bpd_with_dequantization_offset",
     "caption_adherence",
     "clip_score",
+    "clip_score_images",
     "dequantization_offset",
     "evaluate",
     "evaluate_batches",
