@@ -297,8 +297,10 @@ def build_controlnet(config, spec: DataSpec):
     from genjax.controlnet.figures import save_pairs
     save_pairs(np.asarray(maps), np.asarray(samples), path)
 
+  jit_sample = jax.jit(sample, static_argnums=(2,))
   evaluators = {"adherence": lambda state, dataset, key, num: evaluate_adherence(
-      sample, ctype, args, state.ema_params, dataset, key, num, cfg.condition)}
+      jit_sample, ctype, args, state.ema_params, dataset, key, num, cfg.condition,
+      scales=(0.0, 0.5, 1.0, 2.0))}
 
   return Method(name="controlnet", init=init, train_step=train_step, sample=sample,
                 plot_samples=plot if spec.kind == "image" else None, evaluators=evaluators,

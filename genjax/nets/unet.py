@@ -207,7 +207,8 @@ class UNet(nn.Module):
                train: bool = False, context: Optional[Array] = None,
                context_mask: Optional[Array] = None, aug_level: Optional[Array] = None,
                emb: Optional[Array] = None, down_residuals: Optional[Sequence[Array]] = None,
-               mid_residual: Optional[Array] = None) -> Array:
+               mid_residual: Optional[Array] = None, conv_in_residual: Optional[Array] = None,
+               encoder_only: bool = False):
     """Predict the noise (or another target) for noisy images ``x`` at times ``t``.
 
     Args:
@@ -225,6 +226,11 @@ class UNet(nn.Module):
         order the down path makes them: ``conv_in``, each down ResBlock, each Downsample), as a
         ControlNet's zero convolutions give them (:class:`genjax.nets.controlnet.ControlNet`).
       mid_residual: optional residual added to the middle block's output.
+      conv_in_residual: optional [B, H, W, ch] added to ``conv_in``'s output (a ControlNet's
+        encoded control map, ``x + Z(c)`` of its eq. 50).
+      encoder_only: stop after the middle block and return ``(skips, middle output)``: a list
+        of the skip activations and the [B, h, w, c] middle output (a ControlNet's trainable
+        copy; the up path and the output layers are then not built).
       Without them the network is exactly the plain U-Net.
 
     Returns:
@@ -287,6 +293,8 @@ class UNet(nn.Module):
 
     # 2. Downsampling path; hs holds the skip activations.
     hs = [_conv(self.ch, dtype=dt, name="conv_in")(x.astype(dt))]
+    if conv_in_residual is not None:
+      hs[0] = hs[0] + conv_in_residual.astype(hs[0].dtype)
     for i in range(num_levels):
       for j in range(self.num_res_blocks):
         h = res(hs[-1], self.ch * self.ch_mult[i], f"down_{i}_block_{j}")
@@ -307,6 +315,8 @@ class UNet(nn.Module):
     h = res(h, None, "mid_block_1")
     h = attn(h, "mid_transformer_1")
     h = res(h, None, "mid_block_2")
+    if encoder_only:
+      return hs, h
     if mid_residual is not None:
       h = h + mid_residual.astype(h.dtype)
 
