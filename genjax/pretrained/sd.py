@@ -18,15 +18,17 @@ anything else is refused naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Any
+from typing import Any, Optional
 
 from genjax.pretrained import convert as cv
 from genjax.pretrained import unet2d
 from genjax.pretrained.io import PretrainedError, read_model_folder
 
-__all__ = ["SD1_UNET_CONFIG", "SD1_VAE_CONFIG", "expected_params", "load_unet2d_condition",
-           "reference_counts", "rules", "unet_kwargs"]
+__all__ = ["SD1_UNET_CONFIG", "SD1_VAE_CONFIG", "StableDiffusion", "expected_params",
+           "load_stable_diffusion", "load_unet2d_condition", "reference_counts", "rules",
+           "text_to_image", "unet_kwargs"]
 
 SD1_UNET_CONFIG = {  # runwayml/stable-diffusion-v1-5 unet/config.json
     "_class_name": "UNet2DConditionModel", "act_fn": "silu", "attention_head_dim": 8,
@@ -161,3 +163,95 @@ def reference_counts() -> dict[str, int]:
   vkw, vshape, _ = vae.first_stage_kwargs(SD1_VAE_CONFIG)
   return {"sd1_unet": counts.count(expected_params(kw, shape)),
           "sd1_vae": counts.count(vae.expected_params(vkw, vshape))}
+
+
+# -- the text-to-image pipeline ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StableDiffusion:
+  """A converted Stable Diffusion 1.x pipeline folder (``unet/``, ``vae/``, ``text_encoder/``,
+  ``tokenizer/``, ``scheduler/``)."""
+  unet_kw: dict
+  unet_params: Any
+  latent_shape: tuple
+  vae_kw: dict
+  vae_params: Any
+  scaling_factor: float
+  text_kw: dict
+  text_params: Any
+  tokenizer: Any
+  scheduler: Any
+  steps_offset: int
+  set_alpha_to_one: bool
+
+
+def load_stable_diffusion(folder: str) -> StableDiffusion:
+  """Reads a diffusers ``StableDiffusionPipeline`` folder (SD 1.x layout)."""
+  import json
+  from genjax.pretrained import clip_text, vae
+  from genjax.pretrained.scheduler import read_scheduler
+  for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+    if not os.path.isdir(os.path.join(folder, part)):
+      raise PretrainedError(f"{folder}: no {part}/ (a Stable Diffusion pipeline folder has unet/, "
+                            "vae/, text_encoder/, tokenizer/ and scheduler/).")
+  ukw, ushape, uparams = load_unet2d_condition(os.path.join(folder, "unet"))
+  vkw, _, scale, vparams = vae.load_vae(os.path.join(folder, "vae"))
+  tkw, tparams = clip_text.load_clip_text(os.path.join(folder, "text_encoder"))
+  if tkw["width"] != ukw["context_dim"]:
+    raise PretrainedError(f"{folder}: the text encoder's width {tkw['width']} is not the U-Net's "
+                          f"cross_attention_dim {ukw['context_dim']}.")
+  sched_path = os.path.join(folder, "scheduler", "scheduler_config.json")
+  with open(sched_path) as f:
+    raw = json.load(f)
+  if raw.get("timestep_spacing", "leading") != "leading":
+    raise PretrainedError(f"{sched_path}: timestep_spacing={raw['timestep_spacing']!r} "
+                          "(leading only).")
+  info = read_scheduler(os.path.join(folder, "scheduler"))
+  return StableDiffusion(ukw, uparams, ushape, vkw, vparams, scale, tkw, tparams,
+                         clip_text.load_tokenizer(os.path.join(folder, "tokenizer")), info,
+                         info.steps_offset, info.set_alpha_to_one)
+
+
+def text_to_image(model: StableDiffusion, prompts, key, *, steps: int = 50,
+                  guidance_scale: float = 7.5, height: Optional[int] = None,
+                  width: Optional[int] = None, negative_prompt: str = "",
+                  x_T=None):
+  """Stable Diffusion 1.x text-to-image with genjax's DDIM (eta = 0) and classifier-free
+  guidance, on diffusers' timestep grid (``leading`` spacing plus ``steps_offset``).
+
+  ``guidance_scale`` is diffusers' ``s`` (``eps_u + s (eps_c - eps_u)``), which is Ho &
+  Salimans' (2022, eq. 6) ``w = s - 1``. The latents are decoded by the VAE after dividing by
+  its ``scaling_factor`` (Rombach et al. 2022, App. G).
+
+  Returns: images ``[B, height, width, 3]`` in [-1, 1] (unclipped).
+  """
+  import jax.numpy as jnp
+  import numpy as np
+  from genjax.nets.first_stage import FirstStage
+  from genjax.nets.text import TextEncoder
+  from genjax.nets.unet import UNet
+  from genjax.sampling import ancestral, convert, guidance
+  f = 2 ** (len(model.vae_kw["ch_mult"]) - 1)
+  h = (height or model.latent_shape[0] * f) // f
+  w = (width or model.latent_shape[1] * f) // f
+  ids = model.tokenizer(list(prompts))
+  null_ids = model.tokenizer([negative_prompt])
+  enc = TextEncoder(**model.text_kw)
+  cond = enc.apply({"params": model.text_params}, jnp.asarray(ids))[0]
+  null = enc.apply({"params": model.text_params}, jnp.asarray(null_ids))[0]
+  unet = UNet(**model.unet_kw)
+  sched = model.scheduler.schedule()
+  net = lambda x, t, c: unet.apply({"params": model.unet_params}, x, t, context=c)  # noqa: E731
+  eps_fn = convert.denoiser(net, sched, model.scheduler.prediction)
+  if guidance_scale != 1.0:
+    eps_fn = guidance.classifier_free_guidance(eps_fn, guidance_scale - 1.0, null)
+  T = sched.num_timesteps
+  ratio = T // steps
+  ts = (np.arange(steps) * ratio + model.steps_offset)[::-1].astype(np.int64)
+  shape = (len(prompts), h, w, model.latent_shape[2])
+  z = ancestral.ddim_sample(eps_fn, sched, key, shape, cond=cond, timesteps=ts,
+                            set_alpha_to_one=model.set_alpha_to_one, x_T=x_T,
+                            clip_x0=model.scheduler.clip)
+  vae = FirstStage(**model.vae_kw)
+  return vae.apply({"params": model.vae_params}, z / model.scaling_factor, method="decode")
