@@ -85,6 +85,8 @@ class TrainConfig:
 
   def __post_init__(self):
     typed_config.validate(self, "training")
+    from genjax.training import compile_opts  # imports no JAX
+    compile_opts.parse(self.xla_cpu_options)
 
 
 # Fields that do not change what a run computes: a resumed run may change them freely.

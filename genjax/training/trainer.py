@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from genjax import viz
+from genjax.training import compile_opts
 from genjax.training import optim as optim_lib
 from genjax.training.checkpoint import Checkpointer
 from genjax.training.config import OptimConfig, TrainConfig
@@ -381,9 +382,12 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
     return state, jax.tree.map(jnp.add, metrics_sum, metrics)
 
   shardings = state_shardings(state, mesh, train_cfg.param_sharding)
-  jit_step = jax.jit(accumulate_step, out_shardings=(shardings, replicated), donate_argnums=(0, 1))
+  xla = lambda e: compile_opts.compiler_options(train_cfg.xla_cpu_options, e)  # CPU only
+  jit_step = jax.jit(accumulate_step, out_shardings=(shardings, replicated), donate_argnums=(0, 1),
+                     compiler_options=xla("train"))
   num = train_cfg.num_sample_images
-  jit_sample = jax.jit(lambda p, k: method.sample(p, k, num), out_shardings=replicated)
+  jit_sample = jax.jit(lambda p, k: method.sample(p, k, num), out_shardings=replicated,
+                       compiler_options=xla("sample"))
   sample_key = jax.random.key(seed + 1)  # a fixed batch of noise: grids comparable across steps
 
   logger = _Logger(workdir, train_cfg.tensorboard and primary, enabled=primary)
