@@ -44,6 +44,11 @@ def get_config() -> ml_collections.ConfigDict:
   training.time_budget_clock = "wall"  # wall | process (CPU seconds, fair on a shared machine)
   training.tensorboard = True
   training.allow_config_change = False  # resume with a config that changes training
+  training.compute_dtype = "float32"   # float32 | bfloat16 (mixed precision; float32 master params)
+  training.remat = False               # rematerialise U-Net / DiT blocks (memory for compute)
+  training.grad_accum_steps = 1        # micro-batches per step (gradients summed)
+  training.param_sharding = "replicated"  # replicated | fsdp (params + optimizer state sharded)
+  training.xla_cpu_options = "auto"    # auto | default | train=<preset>,sample=<preset>
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.name = "adam"

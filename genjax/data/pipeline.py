@@ -489,18 +489,27 @@ class BatchIterator:
       flips = np.random.default_rng([self.seed, step, FLIP_STREAM]).random(shape) < 0.5
     return flips[0] if self.batches_per_step == 1 else flips
 
-  def batch_at(self, step: int) -> Batch:
+  def batch_at(self, step: int, rows: Optional[slice] = None) -> Batch:
     """The global batch of train step ``step`` (a pure function of ``seed`` and ``step``).
+
+    Args:
+      step: the train step.
+      rows: only these rows of the global batch (a process's shard in a multi-process run):
+        the same values as ``batch_at(step)[...][rows]``, reading only those examples.
 
     Returns:
       ``{"x": [B, ...] float32, "label": [B] int32}``, with a leading ``[n, ...]`` axis when
-      ``batches_per_step = n > 1``.
+      ``batches_per_step = n > 1`` (``B`` is the number of ``rows`` if given).
     """
     idx = self.indices_at(step)
+    flips = self.flips_at(step) if self.random_flip else None
+    if rows is not None:
+      idx = idx[..., rows]
+      flips = None if flips is None else flips[..., rows]
     batch = self.source.get(idx.reshape(-1))
     batch = {k: np.asarray(v).reshape(idx.shape + np.shape(v)[1:]) for k, v in batch.items()}
     if self.random_flip:
-      batch["x"] = flip_images(batch["x"], self.flips_at(step))
+      batch["x"] = flip_images(batch["x"], flips)
     return batch
 
   def _check_step(self, step: int):
