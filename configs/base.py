@@ -20,6 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
   data.num_test_points = 10_000
   data.toy_noise = ml_collections.config_dict.placeholder(float)
   data.seed = 0                # shuffle seed
+  data.loader = "sync"         # sync | grain (worker processes make the same batches ahead)
+  data.num_workers = 2         # grain worker processes
 
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 64

@@ -202,6 +202,10 @@ class DataConfig:
       train / 270 test).
     seed: shuffle (and flip) seed of the training batches (``BatchIterator``); the datasets
       themselves never depend on it.
+    loader: ``"sync"`` (the train loop calls ``BatchIterator.batch_at``) or ``"grain"``
+      (``num_workers`` grain worker processes compute the batches ahead:
+      ``genjax.data.grain_loader``). The batches are bitwise the same.
+    num_workers: grain worker processes (``loader="grain"``).
   """
 
   dataset: str = "digits"
@@ -214,6 +218,8 @@ class DataConfig:
   toy_noise: Optional[float] = field(None, ge=0.0)
   test_fraction: float = field(digits_lib.DEFAULT_TEST_FRACTION, gt=0.0, lt=1.0)
   seed: int = field(0, ge=0)  # seeds numpy's SeedSequence, which takes no negative entropy
+  loader: str = field("sync", choices=("sync", "grain"))
+  num_workers: int = field(2, ge=0)
 
   def __post_init__(self):
     typed_config.validate(self, "data")  # types and ranges; the rules across fields follow
@@ -397,6 +403,16 @@ class BatchIterator:
     self._perm_cache: dict[int, np.ndarray] = {}
     self._cache_lock = threading.Lock()
     self._worker: Optional[_Prefetcher] = None
+
+  def __getstate__(self):
+    """Picklable (for data-loader worker processes): without the lock, cache and thread."""
+    state = dict(self.__dict__)
+    state.update(_perm_cache={}, _cache_lock=None, _worker=None)
+    return state
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._cache_lock = threading.Lock()
 
   # -- the pure part ---------------------------------------------------------------------------
 
