@@ -165,7 +165,9 @@ def make_train_step(method: Method, cfg: TrainConfig) -> Callable:
   """
   filt, _, ema_update = _ema_fns(method, cfg)
 
-  grad_fn = jax.value_and_grad(method.loss, has_aux=True)
+  # Methods with their own train_step (VQ-VAE, GANs, the dVAE) have no loss to differentiate.
+  grad_fn = (jax.value_and_grad(method.loss, has_aux=True) if method.loss is not None
+             else None)
   accum = cfg.grad_accum_steps
 
   def default_step(state: TrainState, batch, key):
