@@ -41,6 +41,7 @@ METHODS = {
     "dvae": "genjax.dalle.dvae:build_dvae",
     "dalle": "genjax.dalle.method:build_dalle",
     "cascade": "genjax.cascade.method:build_cascade",
+    "clip": "genjax.clip.method:build_clip",
     "controlnet": "genjax.controlnet.method:build_controlnet",
 }
 

@@ -1,0 +1,181 @@
+"""A published model or pipeline folder -> a jitted genjax sampler (``sample.py --pretrained``).
+
+Accepted layouts:
+
+* a diffusers **pipeline folder** (``model_index.json``) with ``unet/`` (a ``UNet2DModel``) and
+  ``scheduler/``: ``DDPMPipeline`` / ``DDIMPipeline`` folders such as ``google/ddpm-cifar10-32``;
+* a diffusers **model folder** (``config.json`` of a ``UNet2DModel``), with the scheduler taken
+  from ``scheduler_config.json`` beside it or in ``../scheduler``, else diffusers'
+  ``DDPMScheduler`` defaults (said on stdout).
+
+The network runs under any genjax sampler (``--sampler``, ``--steps``; the scheduler's class
+picks the default: DDPM -> ``ddpm``, DDIM/PNDM -> ``ddim``, DPM-Solver -> ``dpm-solver-2``),
+with the scheduler's prediction type, variance and ``x0`` clipping. A class-conditional U-Net
+(``num_class_embeds``) takes ``--label``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+from genjax.pretrained.io import PretrainedError, read_config
+from genjax.pretrained.scheduler import SchedulerInfo, read_scheduler, scheduler_config
+
+__all__ = ["Pretrained", "load", "sample", "sample_to_files"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+  """A converted diffusion model ready to sample.
+
+  Attributes:
+    kind: "unet2d".
+    kwargs: the network's keyword arguments.
+    params: its Flax params.
+    shape: ``(H, W, C)`` of one sample.
+    scheduler: the training chain and sampling defaults.
+    path: where it came from.
+  """
+  kind: str
+  kwargs: dict
+  params: Any
+  shape: tuple
+  scheduler: SchedulerInfo
+  path: str
+
+  @property
+  def num_classes(self) -> int:
+    return int(self.kwargs.get("num_classes", 0))
+
+
+def _scheduler_near(folder: str) -> Optional[str]:
+  for p in (os.path.join(folder, "scheduler_config.json"),
+            os.path.join(os.path.dirname(os.path.abspath(folder)), "scheduler",
+                         "scheduler_config.json")):
+    if os.path.isfile(p):
+      return p
+  return None
+
+
+def load(path: str) -> Pretrained:
+  """Reads a pipeline or model folder (see the module docstring).
+
+  Raises:
+    PretrainedError: a missing component, a bad file or an unsupported architecture, in one line.
+  """
+  from genjax.pretrained import unet2d
+  if not os.path.exists(path):
+    raise PretrainedError(f"{path}: no such file or folder.")
+  if not os.path.isdir(path):
+    raise PretrainedError(f"{path}: expected a diffusers pipeline folder (model_index.json, "
+                          "unet/, scheduler/) or a UNet2DModel folder (config.json + weights).")
+  index = os.path.join(path, "model_index.json")
+  if os.path.isfile(index):
+    with open(index) as f:
+      parts = json.load(f)
+    if "unet" not in parts:
+      have = ", ".join(k for k in parts if not k.startswith("_"))
+      raise PretrainedError(f"{path}: a {parts.get('_class_name', 'pipeline')} with {have}; "
+                            "sample.py --pretrained runs pipelines with a UNet2DModel unet "
+                            "(DDPMPipeline, DDIMPipeline).")
+    unet_dir = os.path.join(path, "unet")
+    cls = read_config(unet_dir).get("_class_name")
+    if cls != "UNet2DModel":
+      raise PretrainedError(f"{unet_dir}: a {cls}; sample.py --pretrained runs UNet2DModel "
+                            "pipelines.")
+    sched = read_scheduler(os.path.join(path, "scheduler"))
+  else:
+    unet_dir = path
+    cls = read_config(path).get("_class_name")
+    if cls != "UNet2DModel":
+      raise PretrainedError(f"{path}: holds a {cls or 'model of unknown class'}; sample.py "
+                            "--pretrained runs a UNet2DModel folder or a pipeline folder with one.")
+    near = _scheduler_near(path)
+    if near:
+      sched = read_scheduler(near)
+    else:
+      print(f"{path}: no scheduler_config.json beside it or in ../scheduler; using "
+            "DDPMScheduler's defaults (linear betas 1e-4..0.02, T=1000, epsilon, clipped x0).")
+      sched = scheduler_config({"_class_name": "DDPMScheduler"})
+  kw, shape, params = unet2d.load_unet2d(unet_dir)
+  if sched.learned_variance and kw.get("out_channels") != 2 * shape[2]:
+    raise PretrainedError(f"{path}: the scheduler's variance_type=learned_range needs a U-Net "
+                          f"with {2 * shape[2]} output channels.")
+  return Pretrained("unet2d", kw, params, tuple(shape), sched, path)
+
+
+def sampling_config(model: Pretrained, **overrides):
+  """The :class:`~genjax.sampling.catalog.SamplingConfig` of ``model``: the scheduler's sampler
+  and DDIM final step, then ``overrides`` (the command line's fields)."""
+  from genjax.sampling.catalog import SamplingConfig
+  base = dict(sampler=model.scheduler.sampler,
+              set_alpha_to_one=model.scheduler.set_alpha_to_one)
+  base.update({k: v for k, v in overrides.items() if v is not None})
+  return SamplingConfig(**base)
+
+
+def registry_model(model: Pretrained):
+  """The sampling core's :class:`~genjax.sampling.registry.Model` of a converted U-Net."""
+  import jax.numpy as jnp
+  from genjax.nets.unet import UNet
+  from genjax.sampling.registry import Model
+  net = UNet(**model.kwargs)
+  params = model.params
+  null = None
+  if model.num_classes:
+    null = lambda y: jnp.full_like(y, model.num_classes)  # noqa: E731  (the null label)
+  return Model(process=model.scheduler.schedule(),
+               model_fn=lambda x, t, c: net.apply({"params": params}, x, t, c),
+               prediction=model.scheduler.prediction,
+               learned_variance=model.scheduler.learned_variance,
+               var_type=model.scheduler.var_type, clip=model.scheduler.clip, null_cond=null)
+
+
+def sample(model: Pretrained, cfg, key, num: int, batch: int = 64) -> np.ndarray:
+  """``num`` samples ``[num, H, W, C]`` in [-1, 1], in jitted batches of ``batch``."""
+  import jax
+  import jax.numpy as jnp
+  from genjax.sampling import registry
+  m = registry_model(model)
+  registry.validate(cfg, m)
+  # Params enter as an argument, not as constants folded into the program.
+  def run(params, key, labels):
+    mm = dataclasses.replace(m, model_fn=lambda x, t, c: _apply(model, params, x, t, c))
+    return registry.run(mm, cfg, key, (labels.shape[0], *model.shape),
+                        cond=labels if model.num_classes else None)
+  run = jax.jit(run)
+  labels = registry.class_labels(num, model.num_classes, cfg.label)
+  if labels is None:
+    labels = jnp.zeros([num], jnp.int32)
+  params = jax.tree.map(jnp.asarray, model.params)
+  out = []
+  for i, start in enumerate(range(0, num, batch)):
+    out.append(np.asarray(run(params, jax.random.fold_in(key, i), labels[start:start + batch])))
+  return np.concatenate(out)[:num]
+
+
+def _apply(model: Pretrained, params, x, t, c):
+  from genjax.nets.unet import UNet
+  return UNet(**model.kwargs).apply({"params": params}, x, t, c)
+
+
+def sample_to_files(path: str, out: str, *, num: int, batch: int, seed: int,
+                    **overrides) -> list[str]:
+  """``sample.py --pretrained``: writes ``<tag>.png`` (a grid) and ``<tag>.npz`` into ``out``."""
+  import jax
+  from genjax import viz
+  from genjax.sampling.catalog import tag
+  model = load(path)
+  cfg = sampling_config(model, **overrides)
+  x = sample(model, cfg, jax.random.key(seed), num, batch)
+  os.makedirs(out, exist_ok=True)
+  stem = "pretrained_" + tag(cfg, registry_model(model))
+  png = viz.save_image_grid(x[:256], os.path.join(out, f"{stem}.png"))
+  npz = os.path.join(out, f"{stem}.npz")
+  np.savez_compressed(npz, samples=x)
+  return [png, npz]
