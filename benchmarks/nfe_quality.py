@@ -349,8 +349,9 @@ def main(argv):
       with open(gpath) as f:
         prev = json.load(f)
     run_guided(out, prev)
-  with open(os.path.join(out, "nfe_quality.md")) as f:
-    print(f.read())
+  if results:
+    with open(os.path.join(out, "nfe_quality.md")) as f:
+      print(f.read())
   if FLAGS.guided:
     with open(os.path.join(out, "nfe_quality_guided.md")) as f:
       print(f.read())
