@@ -32,8 +32,8 @@ denoiser (``configs/edm_2d.py`` / ``configs/edm.py``), then samples at each NFE 
 
 ``--guided``: a guided column on the digits: the class-conditional DDPM of
 ``configs/ddpm_cfg.py`` (trained ``--guided_train_steps``) sampled with classifier-free guidance
-``w = --guided_w`` at ``--guided_nfe`` by every sampler that runs on it (all but EDM-Heun's EDM
-model and PC), plus DPM-Solver++(2M) with dynamic thresholding: FD and the shipped classifier's
+``w = --guided_w`` at ``--guided_nfe`` by every sampler of ``--samplers`` that runs on it (all
+but EDM-Heun's EDM model and PC), plus DPM-Solver++(2M) with dynamic thresholding: FD and the shipped classifier's
 accuracy on the asked labels, and whether the samples stayed finite.
 
 Quality: 2-D: the sliced 2-Wasserstein distance to held-out points (256 random directions,
@@ -238,7 +238,7 @@ def run_guided(out, previous):
   rows = [r for r in previous if r.get("w") == FLAGS.guided_w and r["nfe_target"] == FLAGS.guided_nfe
           and r.get("num_samples") == num]
   done = {r["sampler"] for r in rows}
-  for sampler in [s_ for s_ in SAMPLERS if s_ not in ("PC", "EDM-Heun")] + [GUIDED_EXTRA]:
+  for sampler in [s_ for s_ in FLAGS.samplers if s_ not in ("PC", "EDM-Heun")] + [GUIDED_EXTRA]:
     if sampler in done:
       continue
     steps = _steps_for(sampler, FLAGS.guided_nfe)
@@ -349,8 +349,9 @@ def main(argv):
       with open(gpath) as f:
         prev = json.load(f)
     run_guided(out, prev)
-  with open(os.path.join(out, "nfe_quality.md")) as f:
-    print(f.read())
+  if results:
+    with open(os.path.join(out, "nfe_quality.md")) as f:
+      print(f.read())
   if FLAGS.guided:
     with open(os.path.join(out, "nfe_quality_guided.md")) as f:
       print(f.read())

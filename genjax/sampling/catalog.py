@@ -37,7 +37,8 @@ class SamplingConfig:
     sampler: the sampler's name; "" is the method's default.
     steps: the sampler's step count (its meaning and default differ per sampler); 0 is the
       sampler's default.
-    eta: DDIM's stochasticity (0: deterministic; 1: ancestral with beta-tilde).
+    eta: DDIM's stochasticity (0: deterministic; 1: ancestral with beta-tilde); euler-ancestral's
+      ancestral fraction (0 reads as 1, k-diffusion's default; edm-euler is the eta = 0 one).
     spacing: the discrete grid of DDIM and PNDM (and of the DPM-Solver family with
       ``dpm_skip_type=discrete``): uniform | quadratic (the DDIM paper's code) | leading |
       linspace | trailing (diffusers' ``timestep_spacing``; trailing starts at the last step, Lin
