@@ -339,8 +339,9 @@ def build_ldm(config, spec: DataSpec) -> Method:
       from genjax.training.sampling import generate
       _, probs_fn = load_digits_classifier()
       n = int(num)
-      x = generate(method, state.ema_params, key, n, 256, progress=False)
       want = np.arange(n) % num_classes if sampling.label < 0 else np.full(n, sampling.label)
+      x = generate(method, state.ema_params, key, n, 256, progress=False,
+                   inputs={"label": want.astype(np.int32)})  # labels travel with each chunk
       pred = np.asarray(probs_fn(np.clip(x, -1, 1))).argmax(-1)
       return {"accuracy": float(np.mean(pred == want)), "num_samples": n,
               "chance": 1.0 / num_classes, "guidance_scale": sampling.guidance_scale,
