@@ -42,6 +42,7 @@ METHODS = {
     "dalle": "genjax.dalle.method:build_dalle",
     "cascade": "genjax.cascade.method:build_cascade",
     "clip": "genjax.clip.method:build_clip",
+    "unclip_prior": "genjax.clip.prior_method:build_unclip_prior",
     "controlnet": "genjax.controlnet.method:build_controlnet",
 }
 

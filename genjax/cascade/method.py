@@ -82,9 +82,11 @@ class Stage:
     shape: one image's shape ``(H, W, C)``.
     sched: its noise process.
     model_of: ``model_of(params) -> registry.Model``.
-    sample_stages: ``sample_stages(params, key, num, low=None, stop_level=0) -> [images of
-      every stage, lowest first]``; ``low`` replaces the chain below with given low-resolution
-      images; ``stop_level > 0`` stops this stage's chain at that level (truncation).
+    sample_stages: ``sample_stages(params, key, num, low=None, stop_level=0, aug_level=None)
+      -> [images of every stage, lowest first]``; ``low`` replaces the chain below with given
+      low-resolution images; ``stop_level > 0`` stops this stage's chain at that level
+      (truncation); ``aug_level`` (a traced int is fine) replaces ``sample_aug_level`` of
+      Gaussian augmentation.
     lower: the stage below and its params, or None.
   """
   cfg: CascadeConfig
@@ -249,13 +251,15 @@ def _build(config, spec: DataSpec):
                           clip_x0=clip, trajectory_stride=len(grid) - 1)
     return traj[1]  # the state after len(grid) - 1 steps: z at grid[-1] = paper level s
 
-  def sample_stages(params, key, num, low=None, stop_level=0):
+  def sample_stages(params, key, num, low=None, stop_level=0, aug_level=None):
     shape = (num,) + tuple(spec.shape)
     if not sr:
       return [run_chain(params, key, shape, None, stop_level)]
     k_low, k_aug, k_run = jax.random.split(key, 3)
     s = cfg.sample_aug_level
     truncated = cfg.augmentation == "truncated" and s > 0 and low is None
+    if aug_level is not None and not truncated:  # Gaussian: the level may be a traced scalar
+      s = aug_level
     if low is not None:
       below = [jnp.asarray(low)]
     elif lower is not None:
@@ -264,7 +268,7 @@ def _build(config, spec: DataSpec):
     else:
       below = [bank[jnp.arange(num) % bank.shape[0]]]
     z = below[-1]
-    if aug and s and not truncated:
+    if aug and not truncated:  # level 0 leaves z unchanged
       z = augment.augment_condition(sched, k_aug, z, jnp.full((num,), s, jnp.int32))
     cond = {"low": z, "aug": jnp.full((num,), s, jnp.int32)}
     return below + [run_chain(params, k_run, shape, cond, stop_level)]

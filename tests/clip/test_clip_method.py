@@ -6,6 +6,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from genjax import metrics
 from genjax.clip.method import clamp_temperature, retrieval_recall, zero_shot_prompts
@@ -54,3 +55,30 @@ def test_clip_score_of_images_with_towers():
   tokens = np.array([[1, 0], [1, 0], [0, 1]])
   s = metrics.clip_score_images(enc_i, enc_t, images, tokens, w=100.0, batch_size=2)
   np.testing.assert_allclose(s, [100.0, 0.0, 100 / math.sqrt(2)], rtol=1e-6)
+
+
+def test_clip_method_trains_one_step_on_shapes_pairs():
+  import jax
+  from configs import clip_shapes
+  from genjax.data import DataConfig, load_dataset
+  from genjax.clip.method import build_clip
+  config = clip_shapes.get_config()
+  config.clip.image_width = 4
+  config.clip.text_width = 8
+  config.clip.text_depth = 1
+  ds = load_dataset(DataConfig(dataset="shapes", image_size=32, shapes_num_train=64,
+                               shapes_num_test=16))
+  method = build_clip(config, ds.spec)
+  batch = {k: jnp.asarray(v) for k, v in ds.train.get(np.arange(8)).items()
+           if k in ("x", "text")}
+  params, _ = method.init(jax.random.key(0), batch)
+  np.testing.assert_allclose(float(params["logit_scale"]), math.log(1 / 0.07), rtol=1e-6)
+  from genjax.training.config import OptimConfig
+  tx = method.make_optimizer(OptimConfig(), 10)
+  (loss, m), grads = jax.value_and_grad(method.loss, has_aux=True)(params, batch,
+                                                                  jax.random.key(1))
+  assert np.isfinite(float(loss)) and abs(float(loss) - math.log(8)) < 1.0  # near chance
+  upd, _ = tx.update(grads, tx.init(params), params)
+  assert np.isfinite(float(optax.global_norm(upd)))
+  with pytest.raises(ValueError, match="does not generate"):
+    method.sample(params, jax.random.key(0), 4)
