@@ -7,6 +7,8 @@
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --mode=inpaint --input=test
     python sample.py --config=configs/ddpm.py --workdir=runs/ddpm --mode=inpaint --input=test
         --mask=right --sampler=ddpm --repaint_jump=10 --repaint_resample=10   # RePaint
+    python sample.py --config=configs/ldm_shapes.py --workdir=runs/ldm_shapes
+        --prompt="a red circle" --prompt="a small blue square" --guidance_scale=3   # text
     python sample.py --pretrained=weights/ddpm-cifar10-32 --sampler=ddim --steps=100 --out=out
 
 Every field of the config's sampling section is a flag (``--help`` lists each method's
@@ -47,9 +49,9 @@ flags.DEFINE_string("eval", None, "Comma-separated evaluations instead of a grid
                     "fd,fid,kid,is,pr (streamed, fixed memory), the reconstruction metrics "
                     "psnr,ssim,lpips (methods that reconstruct, on the test split) and/or "
                     "parzen (any method; config.parzen).")
-flags.DEFINE_string("extractor", None, "Feature extractor for fid/kid/is/pr: digits | inception "
-                    "(pytorch-fid's resize) | inception_clean (clean-fid's resize) (default: "
-                    "digits on the digits, else inception).")
+flags.DEFINE_string("extractor", None, "Feature extractor for fid/kid/is/pr: digits | shapes | "
+                    "inception (pytorch-fid's resize) | inception_clean (clean-fid's resize) "
+                    "(default: digits on the digits, shapes on shapes, else inception).")
 flags.DEFINE_string("ref", None, "Reference statistics .npz: python -m genjax.metrics.ref_stats, "
                     "or pytorch-fid / TTUR / clean-fid statistics (see --ref_format).")
 flags.DEFINE_string("ref_format", None, "Format of another project's --ref file: pytorch-fid | "
@@ -60,6 +62,22 @@ flags.DEFINE_bool("allow_resize_mismatch", False, "Accept another project's --re
 flags.DEFINE_string("weights", None, "Extractor weights (Inception: pytorch-fid .pth or .npz).")
 flags.DEFINE_string("lpips_weights", None, "LPIPS weights .npz for --eval=lpips (python -m "
                     "genjax.metrics.convert_lpips; default $GENJAX_LPIPS_WEIGHTS).")
+flags.DEFINE_multi_string("prompt", None, "A caption to sample from (repeatable), for "
+                          "text-conditioned models; writes one column per prompt, the prompt "
+                          "under it.")
+flags.DEFINE_string("prompts_file", None, "A file of captions, one per line (with --prompt or "
+                    "instead of it).")
+flags.DEFINE_integer("num_per_prompt", 4, "Samples per prompt (--prompt / --prompts_file).",
+                     lower_bound=1)
+flags.DEFINE_string("control", None, "ControlNet runs: the condition computed from "
+                    "--control_image (the run's own: edges, sobel, scribble, blur, lowres, mask, "
+                    "foreground), or 'map' when the images are control maps already.")
+flags.DEFINE_string("control_image", None, "ControlNet runs: an image file, a folder, an .npz or "
+                    "a dataset split (test, train) whose control maps condition the samples; "
+                    "writes control map | sample pairs.")
+flags.DEFINE_list("control_scale", None, "ControlNet runs: the control scale(s); several (e.g. "
+                  "0,0.5,1,2) give one sample column each (default: "
+                  "config.controlnet.control_scale).")
 flags.DEFINE_string("pretrained", None, "Sample a published model instead of a run: a diffusers "
                     "pipeline folder (model_index.json, unet/, scheduler/) or a UNet2DModel "
                     "folder (README, 'Pretrained weights'); needs --out, not --config/--workdir.")
@@ -141,7 +159,26 @@ def main(argv):
       for k, v in given.items():
         config.sampling[k] = tuple(float(t) for t in v) if k == "taus" else v
   out = FLAGS.out or FLAGS.workdir
-  if FLAGS.eval:
+  if FLAGS.prompt or FLAGS.prompts_file:
+    from genjax.latent import prompts as prompts_lib
+    texts = prompts_lib.read_prompts(FLAGS.prompt, FLAGS.prompts_file)  # checked before work
+    if FLAGS.eval:
+      raise cli.UsageError("--prompt / --prompts_file and --eval cannot be combined.")
+    paths = prompts_lib.prompt_grid_to_files(config, FLAGS.workdir, out, texts,
+                                             per_prompt=FLAGS.num_per_prompt, batch=FLAGS.batch,
+                                             seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
+  elif FLAGS.control or FLAGS.control_image or FLAGS.control_scale:
+    from genjax.controlnet.sampling import control_to_files
+    try:
+      scales = None if FLAGS.control_scale is None else [float(v) for v in FLAGS.control_scale]
+    except ValueError:
+      raise cli.UsageError(f"--control_scale takes numbers, got {FLAGS.control_scale}.")
+    paths = control_to_files(config, FLAGS.workdir, out, control=FLAGS.control,
+                             image=FLAGS.control_image or "test", scales=scales, num=FLAGS.num,
+                             batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
+  elif FLAGS.eval:
     result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,
                                num=FLAGS.num, seed=FLAGS.seed, step=FLAGS.step,
                                batch=FLAGS.batch, extractor=FLAGS.extractor, ref=FLAGS.ref,

@@ -26,14 +26,25 @@ config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/ddpm.py.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and sample grids.")
 flags.mark_flags_as_required(["config"])
+# A multi-process run (one process per host; docs/scale.md). Default: the GENJAX_COORDINATOR,
+# GENJAX_NUM_PROCESSES and GENJAX_PROCESS_ID environment variables, else one process.
+flags.DEFINE_string("coordinator_address", None, "Multi-process run: host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "Multi-process run: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-process run: this process, 0..num_processes-1.")
+flags.DEFINE_bool("distributed", False, "Multi-process run on a Cloud TPU pod, SLURM or Open "
+                  "MPI: let JAX detect the coordinator and the processes.")
 
 
 def main(argv):
   del argv
+  from genjax.training import distributed
   from genjax.training import workdir as workdir_lib
 
   config = FLAGS.config
   workdir = FLAGS.workdir or f"runs/{config.method}"
+  spec = distributed.spec_from(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                               auto=FLAGS.distributed)
+  distributed.export(spec)
   # Settings, workdir, lock and config record first: a bad command fails before JAX loads.
   with workdir_lib.open_for_training(config, workdir):
     import logging
@@ -41,6 +52,7 @@ def main(argv):
     import jax
 
     from genjax.training import run
+    distributed.initialize(spec)  # before any computation: the mesh spans every process
     logging.info("JAX devices: %s", jax.devices())
     state = run.train_and_evaluate(config, workdir)
   print(f"Done: step {int(state.step)}. Checkpoints, metrics.jsonl, loss.png and samples/ are "

@@ -21,8 +21,20 @@ denoiser (``configs/edm_2d.py`` / ``configs/edm.py``), then samples at each NFE 
   PC              reverse diffusion + 1 Langevin step (snr 0.01)         n / 2
   ODE-Heun        probability-flow ODE, Heun                             n / 2
   DPM-Solver-2/3  multistep, logSNR steps, to t = 1e-3                   n
+  DPM-Solver++    2M / 3M (data prediction), logSNR steps                n
+  UniPC-2/3       UniP + UniC (bh2), logSNR steps                        n
+  DEIS-2/3        tAB-DEIS, logSNR steps                                 n
+  PNDM            3 pseudo Runge-Kutta + PLMS steps, leading grid       n - 9 (n >= 13)
+  Euler           Karras sigmas, Euler (sigma space)                     n
+  Euler-a         Karras sigmas, Euler ancestral                         n
   EDM-Heun        Karras sigmas + Heun (EDM model)                       (n + 1) / 2
   ==============  =====================================================  ==============
+
+``--guided``: a guided column on the digits: the class-conditional DDPM of
+``configs/ddpm_cfg.py`` (trained ``--guided_train_steps``) sampled with classifier-free guidance
+``w = --guided_w`` at ``--guided_nfe`` by every sampler that runs on it (all but EDM-Heun's EDM
+model and PC), plus DPM-Solver++(2M) with dynamic thresholding: FD and the shipped classifier's
+accuracy on the asked labels, and whether the samples stayed finite.
 
 Quality: 2-D: the sliced 2-Wasserstein distance to held-out points (256 random directions,
 ``SW2 = sqrt(mean_theta W2^2(theta . x, theta . y))`` on equal-size sets; the data-vs-data floor
@@ -44,7 +56,13 @@ import numpy as np
 
 from benchmarks import common
 
-SAMPLERS = ("DDPM", "DDIM", "PC", "ODE-Heun", "DPM-Solver-2", "DPM-Solver-3", "EDM-Heun")
+SAMPLERS = ("DDPM", "DDIM", "PC", "ODE-Heun", "DPM-Solver-2", "DPM-Solver-3",
+            "DPM-Solver++(2M)", "DPM-Solver++(3M)", "UniPC-2", "UniPC-3", "DEIS-2", "DEIS-3",
+            "PNDM", "Euler", "Euler-a", "EDM-Heun")
+_NEW = {"DPM-Solver++(2M)": "dpm-solver++-2m", "DPM-Solver++(3M)": "dpm-solver++-3m",
+        "UniPC-2": "unipc-2", "UniPC-3": "unipc-3", "DEIS-2": "deis-2", "DEIS-3": "deis-3",
+        "PNDM": "pndm", "Euler": "edm-euler", "Euler-a": "euler-ancestral"}
+GUIDED_EXTRA = "DPM-Solver++(2M) + dyn. thr."
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("datasets", ["swiss_roll", "digits"], "Datasets: digits and/or 2-D toys "
@@ -60,6 +78,12 @@ flags.DEFINE_string("out", None, "Output directory: tables, plot and the trained
 flags.DEFINE_list("samplers", list(SAMPLERS), "Rows to run: " + ", ".join(SAMPLERS) + ".")
 flags.DEFINE_bool("resume", False, "Keep the cells already in --out/nfe_quality.json; run only "
                   "the others.")
+flags.DEFINE_bool("guided", False, "Also measure the guided column (class-conditional digits "
+                  "model, configs/ddpm_cfg.py).")
+flags.DEFINE_float("guided_w", 2.0, "The guided column's classifier-free guidance weight.")
+flags.DEFINE_integer("guided_nfe", 20, "The guided column's NFE.", lower_bound=1)
+flags.DEFINE_integer("guided_train_steps", 2000, "Training steps of the guided model.",
+                     lower_bound=1)
 flags.DEFINE_bool("smoke", False, "A quick end-to-end check: 2 training steps per model, NFE 10, "
                   "64 samples; the figures mean nothing.")
 
@@ -76,6 +100,9 @@ def sliced_wasserstein(x, y, key=0, num_projections=256) -> float:
 
 
 def _steps_for(sampler, nfe):
+  """The sampler's ``steps`` for a target NFE (None where it cannot reach it)."""
+  if sampler == "PNDM":
+    return nfe - 9 if nfe - 9 >= 4 else None
   if sampler in ("PC", "ODE-Heun"):
     return max(nfe // 2, 1)
   if sampler == "EDM-Heun":
@@ -93,6 +120,10 @@ def _sampling_fields(sampler, steps) -> dict:
     return {"sampler": "pc", "steps": steps, "snr": 0.01}
   if sampler == "ODE-Heun":
     return {"sampler": "ode-heun", "steps": steps, "denoise": False}
+  if sampler == GUIDED_EXTRA:
+    return {"sampler": "dpm-solver++-2m", "steps": steps, "thresholding": "dynamic"}
+  if sampler in _NEW:
+    return {"sampler": _NEW[sampler], "steps": steps}
   if sampler.startswith("DPM-Solver"):
     return {"sampler": f"dpm-solver-{sampler[-1]}", "steps": steps}
   return {"sampler": "edm-heun", "steps": steps}
@@ -107,9 +138,12 @@ def _real_nfe(sampler, steps) -> int:
     return 2 * steps
   if sampler == "EDM-Heun":
     return sampling.edm_heun_nfe(steps)
-  if sampler.startswith("DPM-Solver"):
+  if sampler == "PNDM":
+    from genjax.sampling import pndm
+    return pndm.pndm_nfe(steps)
+  if sampler.startswith("DPM-Solver") and sampler not in _NEW and sampler != GUIDED_EXTRA:
     return sampling.dpm_solver_nfe(steps, int(sampler[-1]), "multistep")
-  return steps  # DDIM on the VP SDE: one evaluation per grid time
+  return steps  # DDIM, the multistep solvers, Euler(-a): one evaluation per step
 
 
 def run_dataset(dataset, num, previous, done_results, out):
@@ -163,6 +197,8 @@ def run_dataset(dataset, num, previous, done_results, out):
         print(f"[{dataset}] {sampler} NFE {nfe}: kept from {out}", flush=True)
         continue
       steps = _steps_for(sampler, nfe)
+      if steps is None:
+        continue
       if kind not in states:
         states[kind] = run_lib.restore(config, workdir)[1]
       s = common.sample(common.method_for(config, **_sampling_fields(sampler, steps)),
@@ -181,6 +217,58 @@ def run_dataset(dataset, num, previous, done_results, out):
       print(json.dumps(row), flush=True)
       write_outputs(done_results + [result], out)  # partial tables survive an interruption
   return result
+
+
+def run_guided(out, previous):
+  """The guided column: every sampler at ``--guided_nfe`` with ``w = --guided_w``."""
+  from genjax.metrics import sample_quality
+  from genjax.metrics.digits_classifier import load_digits_classifier
+  from genjax.training import run as run_lib
+  fields = {"training.num_steps": FLAGS.guided_train_steps, "training.sample_every": 0,
+            "training.ckpt_every": FLAGS.guided_train_steps, "training.tensorboard": False}
+  config = common.load_config("ddpm_cfg", fields)
+  workdir = os.path.join(out, "digits_cfg")
+  trained = common.train_or_reuse(config, workdir)
+  print(f"[guided] model: {workdir} step {trained.step}", flush=True)
+  run0, state = run_lib.restore(config, workdir)
+  num = min(FLAGS.num, 1000)
+  nc = run0.dataset.spec.num_classes
+  labels = np.arange(num) % nc
+  _, probs_fn = load_digits_classifier()
+  rows = [r for r in previous if r.get("w") == FLAGS.guided_w and r["nfe_target"] == FLAGS.guided_nfe
+          and r.get("num_samples") == num]
+  done = {r["sampler"] for r in rows}
+  for sampler in [s_ for s_ in SAMPLERS if s_ not in ("PC", "EDM-Heun")] + [GUIDED_EXTRA]:
+    if sampler in done:
+      continue
+    steps = _steps_for(sampler, FLAGS.guided_nfe)
+    if steps is None:
+      continue
+    f = _sampling_fields(sampler, steps)
+    if sampler == "DDPM":
+      f = {"sampler": "ddim", "eta": 1.0, "steps": steps}
+    s = common.sample(common.method_for(config, guidance_scale=FLAGS.guided_w, **f),
+                      state.ema_params, num, seed=FLAGS.seed, batch=FLAGS.batch)
+    x = s.as_images()
+    probs = np.asarray(probs_fn(x))
+    row = {"sampler": sampler, "w": FLAGS.guided_w, "nfe_target": FLAGS.guided_nfe,
+           "nfe": _real_nfe(sampler if sampler != GUIDED_EXTRA else "DPM-Solver++(2M)", steps),
+           "finite": s.finite, "num_samples": num,
+           "fd_digits": sample_quality(x, baseline=False)["fd_digits"],
+           "accuracy": float(np.mean(probs.argmax(-1) == labels)),
+           "sample_s": round(s.seconds, 2)}
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+    common.write_json(os.path.join(out, "nfe_quality_guided.json"), rows)
+  lines = [f"**guided digits** (configs/ddpm_cfg.py trained {FLAGS.guided_train_steps} steps; "
+           f"w = {FLAGS.guided_w:g}; NFE {FLAGS.guided_nfe}; {num} samples, labels cycling "
+           "0-9)\n", "| sampler | fd_digits | accuracy | finite |", "|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| {r['sampler']} | {r['fd_digits']:.3f} | {r['accuracy']:.3f} | "
+                 f"{r['finite']} |")
+  with open(os.path.join(out, "nfe_quality_guided.md"), "w") as fh:
+    fh.write("\n".join(lines) + "\n")
+  return rows
 
 
 def write_outputs(results, out):
@@ -241,6 +329,7 @@ def main(argv):
   common.list_flag("nfes")  # checked before any training
   if FLAGS.smoke:
     FLAGS.train_steps, FLAGS.nfes, FLAGS.num = 2, ["10"], min(FLAGS.num, 64)
+    FLAGS.guided_train_steps = 2
   out = FLAGS.out or os.path.join("runs", "nfe_quality_smoke" if FLAGS.smoke else "nfe_quality")
   previous_path = os.path.join(out, "nfe_quality.json")
   previous = []
@@ -253,8 +342,18 @@ def main(argv):
     num = min(FLAGS.num, 1000) if ds == "digits" else FLAGS.num
     results.append(run_dataset(ds, num, previous, list(results), out))
     write_outputs(results, out)
+  if FLAGS.guided:
+    gpath = os.path.join(out, "nfe_quality_guided.json")
+    prev = []
+    if FLAGS.resume and os.path.exists(gpath):
+      with open(gpath) as f:
+        prev = json.load(f)
+    run_guided(out, prev)
   with open(os.path.join(out, "nfe_quality.md")) as f:
     print(f.read())
+  if FLAGS.guided:
+    with open(os.path.join(out, "nfe_quality_guided.md")) as f:
+      print(f.read())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,15 @@ a jitted single step, the way pipeline-style libraries sample, at batch 16 and 1
 the same step (``genjax.sampling.ancestral.ddpm_step_fn``). It also compares XLA's per-step
 time with the model's FLOPs (XLA cost analysis) at the machine's measured 2048x2048 matmul rate.
 
+With ``--torch`` (needs the bench extra: torch, diffusers) the identical network is ported to
+PyTorch (weights copied; outputs checked equal to 1e-5) and timed in the same process, interleaved
+with genjax (each round runs every variant once), as a user would sample instead:
+diffusers' ``DDPMScheduler`` loop (``scheduler.step`` each step), a minimal torch loop (the
+update with precomputed coefficients), and the same loop over the TorchScript (scripted and
+frozen) model; torch at 1 thread for batch 16 and 2 for batch 1024 (its fastest settings
+here). The genjax loop baseline splits its keys before the loop (a Python list), so it pays no
+per-step indexing.
+
 ``--smoke``: 2 training steps, batch 16, one timed repeat; its figures mean nothing.
 """
 
@@ -32,12 +41,15 @@ flags.DEFINE_integer("train_steps", 2000, "Training steps of the model.", lower_
 flags.DEFINE_list("batches", ["16", "1024"], "Batch sizes to time.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per batch (median reported).", lower_bound=1)
 flags.DEFINE_string("out", None, "Write the results as JSON here.")
+flags.DEFINE_bool("torch", False, "Also time the identical PyTorch model under diffusers' "
+                  "DDPMScheduler loop, a minimal torch loop and TorchScript (bench extra).")
 flags.DEFINE_bool("smoke", False, "A quick end-to-end check: 2 training steps, batch 16, one "
                   "repeat; the figures mean nothing.")
 
 
-def trained_model(workdir: str, train_steps: int):
-  """``(eps_fn(x, t, cond), schedule)`` of the trained configs/ddpm_2d.py model."""
+def trained_model(workdir: str, train_steps: int, with_params: bool = False):
+  """``(eps_fn(x, t, cond), schedule)`` of the trained configs/ddpm_2d.py model (and, with
+  ``with_params``, its EMA params and network)."""
   from genjax import sampling
   from genjax.nets.build import build_network
   from genjax.training import run as run_lib
@@ -51,7 +63,94 @@ def trained_model(workdir: str, train_steps: int):
   params = state.ema_params
   eps_fn = sampling.denoiser(lambda x, t, cond: net.apply({"params": params}, x, t), sched,
                              config.diffusion.parameterization)
+  if with_params:
+    return eps_fn, sched, params, net
   return eps_fn, sched
+
+
+def torch_mlp(params, net):
+  """The MLPDenoiser as a torch ``nn.Module`` with the same weights (Flax kernels [in, out] are
+  torch's weight.T) and the same sinusoidal embedding (DDPM's: sine first, k / (half - 1))."""
+  import math
+
+  import numpy as np
+  import torch
+
+  def linear(name):
+    p = params[name]
+    lin = torch.nn.Linear(*np.shape(p["kernel"]))
+    with torch.no_grad():
+      lin.weight.copy_(torch.from_numpy(np.asarray(p["kernel"]).T.copy()))
+      lin.bias.copy_(torch.from_numpy(np.asarray(p["bias"]).copy()))
+    return lin
+
+  class TorchMLP(torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      half = net.time_dim // 2
+      self.register_buffer("freqs", torch.exp(
+          -math.log(10000.0) * torch.arange(half, dtype=torch.float32) / (half - 1)))
+      self.temb0, self.temb1 = linear("temb_dense0"), linear("temb_dense1")
+      self.dense_in, self.dense_out = linear("dense_in"), linear("dense_out")
+      self.a = torch.nn.ModuleList([linear(f"block_{i}_dense_a") for i in range(net.depth)])
+      self.p = torch.nn.ModuleList([linear(f"block_{i}_temb_proj") for i in range(net.depth)])
+      self.b = torch.nn.ModuleList([linear(f"block_{i}_dense_b") for i in range(net.depth)])
+
+    def forward(self, x, t):
+      arg = t.to(torch.float32).reshape(-1, 1) * self.freqs[None]  # one row for a scalar t
+      temb = torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
+      temb = self.temb1(torch.nn.functional.silu(self.temb0(temb)))
+      st = torch.nn.functional.silu(temb)
+      h = self.dense_in(x)
+      for a, p, b in zip(self.a, self.p, self.b):
+        r = a(torch.nn.functional.silu(h)) + p(st)
+        h = h + b(torch.nn.functional.silu(r))
+      return self.dense_out(torch.nn.functional.silu(h))
+
+  return TorchMLP().eval()
+
+
+def torch_samplers(model, sched, batch: int):
+  """``{name: fn()}``: diffusers' DDPMScheduler loop, a minimal loop, the TorchScript loop."""
+  import numpy as np
+  import torch
+  from diffusers import DDPMScheduler
+
+  T = sched.num_timesteps
+  betas = np.asarray(sched.betas, np.float64)
+  abar = np.cumprod(1 - betas)
+  scheduler = DDPMScheduler(num_train_timesteps=T, trained_betas=betas.astype(np.float32),
+                            variance_type="fixed_large", clip_sample=False,
+                            prediction_type="epsilon")
+  scheduler.set_timesteps(T)
+  # x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z (t > 0).
+  c1 = torch.tensor(1 / np.sqrt(1 - betas), dtype=torch.float32)
+  c2 = torch.tensor(betas / np.sqrt(1 - abar), dtype=torch.float32)
+  sig = torch.tensor(np.where(np.arange(T) > 0, np.sqrt(betas), 0.0), dtype=torch.float32)
+  ts = [torch.tensor(t) for t in range(T - 1, -1, -1)]
+  scripted = torch.jit.freeze(torch.jit.script(model))
+
+  def diffusers_loop():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 2, generator=g)
+    with torch.inference_mode():
+      for t in scheduler.timesteps:
+        x = scheduler.step(model(x, t), t, x, generator=g).prev_sample
+    return x
+
+  def minimal(m):
+    def loop():
+      g = torch.Generator().manual_seed(0)
+      x = torch.randn(batch, 2, generator=g)
+      with torch.inference_mode():
+        for t in ts:
+          i = int(t)
+          x = c1[i] * (x - c2[i] * m(x, t)) + sig[i] * torch.randn(batch, 2, generator=g)
+      return x
+    return loop
+
+  return {"diffusers": diffusers_loop, "torch_loop": minimal(model),
+          "torchscript": minimal(scripted)}
 
 
 def main(argv):
@@ -64,7 +163,20 @@ def main(argv):
   if FLAGS.smoke:
     train_steps, batches, repeats = 2, [16], 1
   workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="sampler_speed_")
-  eps_fn, sched = trained_model(workdir, train_steps)
+  eps_fn, sched, params, net = trained_model(workdir, train_steps, with_params=True)
+  tmodel = None
+  if FLAGS.torch:
+    import torch
+    tmodel = torch_mlp(params, net)
+    xs = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    tt = np.arange(64) * 15
+    ref = np.asarray(net.apply({"params": params}, xs, tt))
+    with torch.no_grad():
+      got = tmodel(torch.from_numpy(xs), torch.from_numpy(tt)).numpy()
+    err = float(np.abs(ref - got).max())
+    print(f"torch port: max |genjax - torch| = {err:.2e} on 64 rows")
+    if err > 1e-4:
+      raise SystemExit(f"the torch port differs from the genjax model by {err}")
   T = sched.num_timesteps
   rate = common.matmul_gflops()
   results = {"device": str(jax.devices()[0]), "T": T, "matmul_gflops": rate, "rows": []}
@@ -75,29 +187,58 @@ def main(argv):
     key = jax.random.key(0)
     scan_fn = jax.jit(lambda k: sampling.ddpm_sample(eps_fn, sched, k, (B, 2)))
     step_fn = jax.jit(lambda x, t, k: step(x, (t, k)))
-    keys = jax.random.split(key, T)
+    keys = list(jax.random.split(key, T))  # split before the loop: no per-step indexing
+    ts = [np.int32(t) for t in range(T - 1, -1, -1)]
 
     def loop():
       x = jax.random.normal(key, (B, 2))
-      for i, t in enumerate(range(T - 1, -1, -1)):
-        x = step_fn(x, np.int32(t), keys[i])
+      for t, k in zip(ts, keys):
+        x = step_fn(x, t, k)
       return x
 
-    scan_s = common.time_fn(lambda: scan_fn(key), repeats=repeats)
-    loop_s = common.time_fn(loop, repeats=repeats)
+    fns = {"scan": lambda: scan_fn(key), "loop": loop}
+    if tmodel is not None:
+      import torch
+      torch.set_num_threads(1 if B <= 16 else 2)
+      fns.update(torch_samplers(tmodel, sched, B))
+    secs = _interleaved(fns, repeats)
+    scan_s, loop_s = secs["scan"], secs["loop"]
     flops = common.xla_flops(step_fn, jnp.zeros((B, 2)), np.int32(5), keys[0])
     ideal_us = flops / (rate * 1e9) * 1e6
     row = {"batch": B, "scan_us_per_step": scan_s / T * 1e6, "loop_us_per_step": loop_s / T * 1e6,
            "speedup": loop_s / scan_s, "flops_per_step": flops,
            "matmul_rate_us_per_step": ideal_us,
            "scan_vs_matmul_rate": (scan_s / T * 1e6) / ideal_us}
+    for name in fns:
+      if name not in ("scan", "loop"):
+        row[f"{name}_us_per_step"] = secs[name] / T * 1e6
+        row[f"scan_vs_{name}"] = secs[name] / scan_s
     results["rows"].append(row)
     print(f"batch {B:5d}: scan {row['scan_us_per_step']:8.1f} us/step | loop "
           f"{row['loop_us_per_step']:8.1f} us/step | scan is {row['speedup']:.1f}x faster | "
           f"{flops / 1e6:.1f} MFLOP/step = {ideal_us:.1f} us at the matmul rate "
           f"(scan takes {row['scan_vs_matmul_rate']:.1f}x that)")
+    for name in fns:
+      if name not in ("scan", "loop"):
+        print(f"            {name:12s} {row[f'{name}_us_per_step']:8.1f} us/step: genjax's scan "
+              f"is {row[f'scan_vs_{name}']:.2f}x faster")
   if FLAGS.out:
     common.write_json(FLAGS.out, results)
+
+
+def _interleaved(fns, repeats: int) -> dict:
+  """Median seconds of each ``fn()``, timed in rounds that call every fn once (one warm-up
+  round first), so that all see the same load on a shared machine."""
+  import statistics
+  import time
+  times = {k: [] for k in fns}
+  for r in range(repeats + 1):
+    for name, fn in fns.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(fn())
+      if r:
+        times[name].append(time.perf_counter() - t0)
+  return {k: statistics.median(v) for k, v in times.items()}
 
 
 if __name__ == "__main__":

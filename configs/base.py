@@ -27,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
   data.shapes_num_train = 1_000_000  # shapes: train = images [num_test, num_test + num_train)
   data.shapes_num_test = 10_000
   data.text_len = 32           # shapes: caption token length (batch["text"])
+  data.loader = "sync"         # sync | grain (worker processes make the same batches ahead)
+  data.num_workers = 2         # grain worker processes
 
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 64
@@ -44,6 +46,11 @@ def get_config() -> ml_collections.ConfigDict:
   training.time_budget_clock = "wall"  # wall | process (CPU seconds, fair on a shared machine)
   training.tensorboard = True
   training.allow_config_change = False  # resume with a config that changes training
+  training.compute_dtype = "float32"   # float32 | bfloat16 (mixed precision; float32 master params)
+  training.remat = False               # rematerialise U-Net / DiT blocks (memory for compute)
+  training.grad_accum_steps = 1        # micro-batches per step (gradients summed)
+  training.param_sharding = "replicated"  # replicated | fsdp (params + optimizer state sharded)
+  training.xla_cpu_options = "auto"    # auto | default | train=<preset>,sample=<preset>
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.name = "adam"

@@ -41,6 +41,8 @@ METHODS = {
     "dvae": "genjax.dalle.dvae:build_dvae",
     "dalle": "genjax.dalle.method:build_dalle",
     "cascade": "genjax.cascade.method:build_cascade",
+    "clip": "genjax.clip.method:build_clip",
+    "controlnet": "genjax.controlnet.method:build_controlnet",
 }
 
 
@@ -55,6 +57,7 @@ SAMPLING = {
     "progressive_distill": ("student", ("discrete_view",)),
     "ldm": ("denoiser", ("discrete",)),
     "cascade": ("denoiser", ("discrete",)),
+    "controlnet": ("denoiser", ("discrete",)),
 }
 
 

@@ -151,34 +151,39 @@ def _check_settings(cfg: CascadeConfig, dcfg, spec: DataSpec, model_name: str,
 
 
 def _load_lower(cfg: CascadeConfig, config, spec: DataSpec):
-  """Restores the stage below and checks that it fits (one clear line otherwise)."""
+  """Restores the stage below after checking, from its config record alone, that it fits
+  (one clear line otherwise)."""
   import os
+  from genjax.data import DataConfig, load_dataset
   from genjax.training import run as run_lib
+  from genjax.training import workdir as workdir_lib
   from genjax.training.checkpoint import CheckpointError
   where = f"cascade.lower_workdir={cfg.lower_workdir!r}"
-  if not os.path.isdir(cfg.lower_workdir):
-    raise CheckpointError(f"{where} is not a directory; train the stage below first.")
-  lconfig, lrun, lstate = run_lib.load_trained(cfg.lower_workdir)
+  record = workdir_lib.current_config_path(cfg.lower_workdir) if os.path.isdir(
+      cfg.lower_workdir) else None
+  if record is None:
+    raise CheckpointError(f"{where} holds no trained run (no config.json); train the stage "
+                          "below first.")
+  lconfig = run_lib.load_config(record)
   if lconfig.get("method") != "cascade":
     raise ValueError(f"{where} holds a {lconfig.get('method')!r} run, not a cascade stage "
                      "(config.method='cascade').")
-  lspec = lrun.dataset.spec
-  want = (cfg.low_size, cfg.low_size, spec.shape[-1])
-  if tuple(lspec.shape) != want:
-    raise ValueError(f"{where} makes {'x'.join(map(str, lspec.shape))} images, but this stage's "
-                     f"cascade.low_size and channels need {'x'.join(map(str, want))}.")
   mine, theirs = config.data.get("dataset"), lconfig.data.get("dataset")
   if mine != theirs:
     raise ValueError(f"{where} was trained on {theirs!r}, this stage on {mine!r}.")
-  lstage = build_stage(lconfig, lspec)
+  lspec = load_dataset(DataConfig.from_dict(to_dict(lconfig.data))).spec
+  want = (cfg.low_size, cfg.low_size, spec.shape[-1])
+  if tuple(lspec.shape) != want:
+    raise ValueError(f"{where} makes {'x'.join(map(str, lspec.shape))} images, but this "
+                     f"stage's cascade.low_size and channels need {'x'.join(map(str, want))}.")
   if cfg.augmentation == "truncated":
-    a = to_dict(config.diffusion)
-    b = to_dict(lconfig.diffusion)
+    a, b = to_dict(config.diffusion), to_dict(lconfig.diffusion)
     if (a.get("schedule"), a.get("num_timesteps")) != (b.get("schedule"), b.get("num_timesteps")):
       raise ValueError(f"truncated augmentation needs the stage below's noise schedule; {where} "
                        f"has {b.get('schedule')}/{b.get('num_timesteps')}, this stage "
                        f"{a.get('schedule')}/{a.get('num_timesteps')}.")
-  return lstage, lstate.ema_params
+  _, lrun, lstate = run_lib.load_trained(cfg.lower_workdir, config_path=record)
+  return build_stage(lconfig, lrun.dataset.spec), lstate.ema_params
 
 
 def _low_bank(config, size: int) -> jax.Array:

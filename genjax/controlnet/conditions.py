@@ -507,10 +507,10 @@ def _dataset_mask(batch, key=None, **kw):
     raise ValueError("condition 'mask' reads the dataset's segmentation masks (batch['mask']); "
                      "this dataset has none. Use a dataset with masks (shapes) or condition "
                      "'foreground'.")
-  m = jnp.asarray(batch["mask"])
+  m = jnp.asarray(batch["mask"])  # [B, H, W] instance ids (0: background) or [B, H, W, 1]
   if m.ndim == 3:
     m = m[..., None]
-  return (m > 0).astype(jnp.float32) if m.shape[-1] == 1 else m.astype(jnp.float32)
+  return (m[..., :1] > 0).astype(jnp.float32)
 
 
 CONDITIONS: Mapping[str, ConditionType] = {
@@ -528,10 +528,10 @@ CONDITIONS: Mapping[str, ConditionType] = {
                       recompute=blurred, description="Gaussian-blurred image"),
         ConditionType("lowres", _from_x(low_resolution), None, psnr_adherence, "PSNR (dB)",
                       recompute=low_resolution, description="block-averaged low resolution"),
-        ConditionType("mask", _dataset_mask, None, mask_iou, "mask IoU", needs=("mask",),
+        ConditionType("mask", _dataset_mask, 1, mask_iou, "mask IoU", needs=("mask",),
                       recompute=foreground_mask,
-                      description="the dataset's segmentation masks (adherence: the "
-                                  "foreground recomputed from the sample)"),
+                      description="the dataset's segmentation masks, objects vs background "
+                                  "(adherence: the foreground recomputed from the sample)"),
         ConditionType("foreground", _from_x(foreground_mask), 1, mask_iou, "mask IoU",
                       recompute=foreground_mask,
                       description="foreground mask: pixels unlike the border colour"),

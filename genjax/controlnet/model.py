@@ -41,16 +41,22 @@ def guess_mode_weights(num_residuals: int) -> np.ndarray:
   return np.logspace(-1.0, 0.0, num_residuals)
 
 
+BASE_INPUTS = ("context", "context_mask", "aug_level", "emb")  # other U-Net inputs in cond
+
+
 def control_residuals(net: ControlNet, params, x: Array, t: Array, y: Optional[Array],
                       control: Array, scale: Array, *, guess_mode: bool = False,
-                      train: bool = False, key: Optional[Array] = None):
+                      train: bool = False, key: Optional[Array] = None, **base_kwargs):
   """One ControlNet's residuals, multiplied by ``scale`` (``[B]`` or a scalar).
+
+  ``base_kwargs`` are the base's other inputs (a text context, ...), which the trainable copy
+  takes as the base does.
 
   Returns:
     ``(downs, mid)`` as :class:`~genjax.nets.controlnet.ControlNet` returns them, scaled.
   """
   kw = dict(train=True, rngs={"dropout": key}) if train else dict(train=False)
-  downs, mid = net.apply({"params": params}, x, t, y, control=control, **kw)
+  downs, mid = net.apply({"params": params}, x, t, y, control=control, **kw, **base_kwargs)
   s = jnp.asarray(scale)
   s = jnp.reshape(s, (-1, 1, 1, 1)) if s.ndim else s
   w = guess_mode_weights(len(downs) + 1) if guess_mode else np.ones(len(downs) + 1)
@@ -78,14 +84,18 @@ def controlled_apply(unet: UNet, controlnets: Sequence[ControlNet], base_params,
     unet: the base network; ``base_params`` its (frozen) parameters.
     controlnets, control_params: the K ControlNets and their parameters.
     x, t: the noisy input and time, as the base takes them.
-    cond: ``{"control": K maps, "scale": [B, K], "label": [B] (labelled bases)}``.
+    cond: ``{"control": K maps, "scale": [B, K], "label": [B] (labelled bases)}``, plus
+      any of the base's other inputs (``"context"`` [B, L, D] for a text-conditioned base,
+      ``"context_mask"``, ``"aug_level"``, ``"emb"``).
     guess_mode: per ControlNet, whether its residuals get guess mode's resolution weights.
-    train: dropout in the base and the ControlNets (``key`` then required).
+    train: dropout in the ControlNets' trainable copies (``key`` then required); the frozen
+      base never drops out.
 
   Returns:
     the base's output ``[B, H, W, C_out]``.
   """
   y = cond.get("label")
+  extra = {k: cond[k] for k in BASE_INPUTS if k in cond}
   maps = cond["control"]
   scale = jnp.asarray(cond["scale"])
   if len(maps) != len(controlnets) or len(control_params) != len(controlnets):
@@ -96,12 +106,13 @@ def controlled_apply(unet: UNet, controlnets: Sequence[ControlNet], base_params,
     keys = list(jax.random.split(key, len(controlnets) + 1))
   guess = tuple(guess_mode) or (False,) * len(controlnets)
   res = [control_residuals(net, p, x, t, y, c, scale[..., k], guess_mode=guess[k], train=train,
-                           key=keys[k + 1])
+                           key=keys[k + 1], **extra)
          for k, (net, p, c) in enumerate(zip(controlnets, control_params, maps))]
   downs, mid = sum_residuals(res)
-  kw = dict(train=True, rngs={"dropout": keys[0]}) if train else dict(train=False)
+  # The locked base runs deterministically (no dropout) also while ControlNet trains, as
+  # diffusers' train_controlnet.py keeps the frozen U-Net in eval mode.
   return unet.apply({"params": base_params}, x, t, y, down_residuals=downs, mid_residual=mid,
-                    **kw)
+                    train=False, **extra)
 
 
 def make_condition(maps: Sequence[Array], scales: Sequence[float] | Array,

@@ -210,6 +210,10 @@ class DataConfig:
     text_len: length of the caption token rows (``batch["text"]``) of "shapes".
     seed: shuffle (and flip) seed of the training batches (``BatchIterator``); the datasets
       themselves never depend on it.
+    loader: ``"sync"`` (the train loop calls ``BatchIterator.batch_at``) or ``"grain"``
+      (``num_workers`` grain worker processes compute the batches ahead:
+      ``genjax.data.grain_loader``). The batches are bitwise the same.
+    num_workers: grain worker processes (``loader="grain"``).
   """
 
   dataset: str = "digits"
@@ -229,6 +233,8 @@ class DataConfig:
   shapes_num_train: int = field(shapes_lib.DEFAULT_NUM_TRAIN, gt=0)
   shapes_num_test: int = field(shapes_lib.DEFAULT_NUM_TEST, gt=0)
   text_len: int = field(shapes_lib.DEFAULT_TEXT_LEN, ge=2)
+  loader: str = field("sync", choices=("sync", "grain"))
+  num_workers: int = field(2, ge=0)
 
   def __post_init__(self):
     typed_config.validate(self, "data")  # types and ranges; the rules across fields follow
@@ -437,6 +443,16 @@ class BatchIterator:
     self._cache_lock = threading.Lock()
     self._worker: Optional[_Prefetcher] = None
 
+  def __getstate__(self):
+    """Picklable (for data-loader worker processes): without the lock, cache and thread."""
+    state = dict(self.__dict__)
+    state.update(_perm_cache={}, _cache_lock=None, _worker=None)
+    return state
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._cache_lock = threading.Lock()
+
   # -- the pure part ---------------------------------------------------------------------------
 
   @property
@@ -489,18 +505,27 @@ class BatchIterator:
       flips = np.random.default_rng([self.seed, step, FLIP_STREAM]).random(shape) < 0.5
     return flips[0] if self.batches_per_step == 1 else flips
 
-  def batch_at(self, step: int) -> Batch:
+  def batch_at(self, step: int, rows: Optional[slice] = None) -> Batch:
     """The global batch of train step ``step`` (a pure function of ``seed`` and ``step``).
+
+    Args:
+      step: the train step.
+      rows: only these rows of the global batch (a process's shard in a multi-process run):
+        the same values as ``batch_at(step)[...][rows]``, reading only those examples.
 
     Returns:
       ``{"x": [B, ...] float32, "label": [B] int32}``, with a leading ``[n, ...]`` axis when
-      ``batches_per_step = n > 1``.
+      ``batches_per_step = n > 1`` (``B`` is the number of ``rows`` if given).
     """
     idx = self.indices_at(step)
+    flips = self.flips_at(step) if self.random_flip else None
+    if rows is not None:
+      idx = idx[..., rows]
+      flips = None if flips is None else flips[..., rows]
     batch = self.source.get(idx.reshape(-1))
     batch = {k: np.asarray(v).reshape(idx.shape + np.shape(v)[1:]) for k, v in batch.items()}
     if self.random_flip:
-      batch["x"] = flip_images(batch["x"], self.flips_at(step))
+      batch["x"] = flip_images(batch["x"], flips)
     return batch
 
   def _check_step(self, step: int):

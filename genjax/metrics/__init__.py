@@ -21,6 +21,9 @@ Feature extractors and evaluation (figures named by feature space: ``fd_digits``
 ``fid_inception``, ``kid_inception_clean``, ...)::
 
   load_digits_classifier() -> (features_fn, probs_fn)       # shipped digits CNN
+  shapes_reader()(images) -> per-cell occupied/colour/shape/size  # shipped shapes CNN
+  caption_adherence(images, requests) / prompt_adherence(images, prompts) -> dict
+  real_ceiling() -> adherence and accuracy of the shapes classifier on real images
   get_extractor("digits" | "inception" | "inception_clean", weights=None) -> Extractor
   evaluate(samples, metrics=("fd", "kid", "is", "pr"), extractor="digits", ref=None) -> dict
   Evaluator(metrics, extractor, ref, image_shape=...).update(batch) ... .compute() -> dict
@@ -30,6 +33,7 @@ Feature extractors and evaluation (figures named by feature space: ``fd_digits``
 Commands::
 
   python -m genjax.metrics.digits_classifier --out genjax/metrics/assets/digits_classifier.npz
+  python -m genjax.metrics.train_shapes_classifier          # shapes_classifier.npz
   python -m genjax.metrics.convert_inception pt_inception-2015-12-05-6726825d.pth OUT.npz
   python -m genjax.metrics.convert_lpips --net alex --backbone B.pth --lin L.pth --out OUT.npz
   python -m genjax.metrics.ref_stats --dataset digits --split test --extractor digits --out F.npz
@@ -39,7 +43,10 @@ Commands::
 See docs/metrics.md.
 """
 
-from genjax.metrics.clip_score import clip_score
+from genjax.metrics.adherence import caption_adherence
+from genjax.metrics.adherence import prompt_adherence
+from genjax.metrics.adherence import real_ceiling
+from genjax.metrics.clip_score import clip_score, clip_score_images
 from genjax.metrics.digits_classifier import load_digits_classifier
 from genjax.metrics.distances import feature_statistics
 from genjax.metrics.distances import frechet_distance
@@ -49,6 +56,7 @@ from genjax.metrics.distances import mmd2_unbiased
 from genjax.metrics.distances import precision_recall
 from genjax.metrics.evaluate import Evaluator
 from genjax.metrics.evaluate import add_digits_baseline
+from genjax.metrics.evaluate import add_shapes_baseline
 from genjax.metrics.evaluate import evaluate
 from genjax.metrics.evaluate import evaluate_batches
 from genjax.metrics.evaluate import metric_key
@@ -68,6 +76,7 @@ from genjax.metrics.parzen import parzen_evaluate
 from genjax.metrics.parzen import parzen_log_likelihood
 from genjax.metrics.reference import RefStats
 from genjax.metrics.reference import load_ref_stats
+from genjax.metrics.shapes_classifier import shapes_reader
 from genjax.metrics.streaming import FeatureAccumulator
 
 __all__ = [
@@ -77,8 +86,11 @@ __all__ = [
     "ParzenResult",
     "RefStats",
     "add_digits_baseline",
+    "add_shapes_baseline",
     "bpd_with_dequantization_offset",
+    "caption_adherence",
     "clip_score",
+    "clip_score_images",
     "dequantization_offset",
     "evaluate",
     "evaluate_batches",
@@ -98,7 +110,10 @@ __all__ = [
     "parzen_evaluate",
     "parzen_log_likelihood",
     "precision_recall",
+    "prompt_adherence",
     "psnr",
+    "real_ceiling",
     "sample_quality",
+    "shapes_reader",
     "ssim",
 ]

@@ -43,3 +43,34 @@ def clip_score(image_embeds: jax.Array, text_embeds: jax.Array,
   cos = jnp.sum(a * b, axis=-1) / jnp.maximum(
       jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(b, axis=-1), tiny)
   return jnp.asarray(w, dtype) * jnp.maximum(cos, 0.0)
+
+
+def clip_score_images(encode_image, encode_text, images, tokens, w: float = TORCHMETRICS_W,
+                      batch_size: int = 256):
+  """Per-pair CLIP scores of images and their captions with a CLIP model's two towers.
+
+  ``w * max(cos(E_img(x_i), E_txt(c_i)), 0)`` (Hessel et al. 2021, eq. 1), computed in batches
+  of ``batch_size``; ``genjax.clip.score.load_clip`` gives the towers of a trained genjax CLIP.
+
+  Args:
+    encode_image: ``images [B, H, W, C] in [-1, 1] -> [B, D]``.
+    encode_text: ``tokens int [B, L] -> [B, D]``.
+    images: ``[N, H, W, C]``.
+    tokens: ``int [N, L]``, the caption of each image.
+    w: the scale (100: torchmetrics and text-to-image papers; 2.5: CLIP-S).
+    batch_size: pairs per call.
+
+  Returns:
+    ``[N]`` float32 numpy scores.
+
+  Raises:
+    ValueError: unequal numbers of images and captions.
+  """
+  import numpy as np
+  if len(images) != len(tokens):
+    raise ValueError(f"clip_score_images: {len(images)} images but {len(tokens)} captions.")
+  out = []
+  for i in range(0, len(images), batch_size):
+    out.append(np.asarray(clip_score(encode_image(images[i:i + batch_size]),
+                                     encode_text(tokens[i:i + batch_size]), w), np.float32))
+  return np.concatenate(out) if out else np.zeros((0,), np.float32)

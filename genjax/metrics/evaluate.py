@@ -32,6 +32,9 @@ from genjax.metrics.extractors import BatchExtractor, Extractor, extract, get_ex
 # distance in the extractor's feature space), reported under the space's key.
 METRICS = ("fd", "fid", "kid", "is", "pr")
 DIGITS_REFERENCES = ("digits_test", "digits_train")
+# The first SHAPES_REF_SIZE images of a shapes split, drawn at the samples' size.
+SHAPES_REFERENCES = ("shapes_test", "shapes_train")
+SHAPES_REF_SIZE = 10_000
 KID_SUBSET_SIZE = 1000
 
 
@@ -67,10 +70,16 @@ def _resolve_ref(ref, extractor: Extractor, image_shape, progress: bool,
     images = ref_lib.dataset_images("digits", ref.split("_")[1], image_size=None if h == 8 else h)
     return ref_lib.compute_ref_stats(extractor, images, dataset="digits",
                                      split=ref.split("_")[1], progress=progress)
+  if isinstance(ref, str) and ref in SHAPES_REFERENCES:
+    split = ref.split("_")[1]
+    images = ref_lib.dataset_images("shapes", split, image_size=image_shape[0],
+                                    max_examples=SHAPES_REF_SIZE)
+    return ref_lib.compute_ref_stats(extractor, images, dataset="shapes", split=split,
+                                     progress=progress)
   if isinstance(ref, str):
     return ref_lib.load_ref_stats(ref, ref_format)
   raise ValueError(f"ref must be reference statistics, a path to a ref_stats .npz, or one of "
-                   f"{DIGITS_REFERENCES}; got {ref!r}.")
+                   f"{DIGITS_REFERENCES + SHAPES_REFERENCES}; got {ref!r}.")
 
 
 def _no_ref_features(stats: ref_lib.RefStats, metric: str):
@@ -209,6 +218,8 @@ class Evaluator:
     self.key = key
     self.stats = None
     if any(m != "is" for m in self.metrics):
+      if ref is None and ext.name.startswith("shapes"):
+        ref = "shapes_test"
       if ref is None:
         if not ext.name.startswith("digits"):
           raise ValueError("pass ref= (a file from python -m genjax.metrics.ref_stats, or "
@@ -352,6 +363,25 @@ def add_digits_baseline(out: dict, ev: Evaluator, repeats: int = 5,
   """
   h = ev.image_shape[0]
   train = ref_lib.dataset_images("digits", "train", image_size=None if h == 8 else h)
+  return _add_baseline(out, ev, train, repeats, progress, "digits-train", "the train digits")
+
+
+def add_shapes_baseline(out: dict, ev: Evaluator, repeats: int = 5,
+                        progress: bool = False) -> dict:
+  """Adds the real-against-real floor to the result of a shapes :class:`Evaluator`.
+
+  As :func:`add_digits_baseline`, with ``repeats`` random subsets (of as many images as there
+  are samples) of the first ``min(repeats * N, 50,000)`` images of the shapes *train* split,
+  drawn at the samples' size.
+  """
+  n = ev.count
+  train = ref_lib.dataset_images("shapes", "train", image_size=ev.image_shape[0],
+                                 max_examples=max(n, min(repeats * n, 50_000)))
+  return _add_baseline(out, ev, train, repeats, progress, "shapes-train", "the train shapes")
+
+
+def _add_baseline(out: dict, ev: Evaluator, train: np.ndarray, repeats: int, progress: bool,
+                  what: str, name: str) -> dict:
   feats, probs = extract(ev.extractor, train, progress=progress, desc="baseline features")
   n = min(ev.count, len(train))
   repeats = 1 if n == len(train) else repeats
@@ -364,7 +394,7 @@ def add_digits_baseline(out: dict, ev: Evaluator, repeats: int = 5,
     idx = np.sort(np.random.default_rng(r).permutation(len(train))[:n])
     rows.append(metrics_from_features(feats[idx], probs[idx], ev.stats, ev.metrics,
                                       space=space, key=ev.key,
-                                      names=("the train digits", "the reference"), **settings))
+                                      names=(name, "the reference"), **settings))
   fd = metric_key("fd", space)
   kid = metric_key("kid", space)
   base = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
@@ -374,7 +404,7 @@ def add_digits_baseline(out: dict, ev: Evaluator, repeats: int = 5,
   if kid in base:
     out[kid + "_minus_baseline"] = out[kid] - base[kid]
   base.update(num_samples=n, repeats=repeats,
-              what=f"mean over {repeats} random subsets of {n} digits-train images")
+              what=f"mean over {repeats} random subsets of {n} {what} images")
   out["baseline"] = base
   return out
 

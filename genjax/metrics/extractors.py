@@ -8,6 +8,7 @@ number is never computed against statistics made by another network or another r
 Extractors, each named by its feature space (the suffix of every metric key: ``fd_digits``,
 ``fid_inception``, ``kid_inception_clean``, ...):
   * ``"digits"``: the small CNN trained on the embedded digits (shipped with genjax);
+  * ``"shapes"``: the per-cell attribute CNN trained on the procedural shapes (shipped);
   * ``"inception"``: Inception-v3 as pytorch-fid uses it (FID, IS), from a weights file the
     user supplies (:mod:`genjax.metrics.inception`), with pytorch-fid's bilinear resize;
   * ``"inception_clean"``: the same network with clean-fid's antialiased bicubic resize.
@@ -25,7 +26,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from genjax.metrics.checks import check_images
 
-EXTRACTORS = ("digits", "inception", "inception_clean")
+EXTRACTORS = ("digits", "inception", "inception_clean", "shapes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Extractor:
   """A feature network as pure function plus identity.
 
   Attributes:
-    name: "digits_classifier" or "inception_v3_fid".
+    name: "digits_classifier", "shapes_classifier" or "inception_v3_fid".
     apply: ``apply(params, x [B, H, W, C] in [-1, 1]) -> (features [B, D], probs [B, K])``;
       jit-able, applied batch by batch.
     params: its weights (a pytree of arrays).
@@ -75,6 +76,15 @@ def digits_extractor(path: Optional[str] = None) -> Extractor:
                    dc.FEATURE_DIM, space="digits", channels=(1,))
 
 
+def shapes_extractor(path: Optional[str] = None) -> Extractor:
+  """The shipped shapes classifier (or the weights at ``path``) as an :class:`Extractor`."""
+  from genjax.metrics import shapes_classifier as sc
+
+  params, _, checksum = sc.load_classifier_params(path)
+  return Extractor(sc.NAME, sc.apply_classifier, params, checksum, sc.RESIZE_CONVENTION,
+                   sc.FEATURE_DIM, space="shapes", channels=(3,))
+
+
 def inception_extractor(path: Optional[str] = None, resize: str = "pytorch-fid",
                         logits_bias: bool = False) -> Extractor:
   """Inception-v3 (pytorch-fid's FID network) from a .pth or converted .npz weights file.
@@ -99,7 +109,7 @@ def inception_extractor(path: Optional[str] = None, resize: str = "pytorch-fid",
 def check_extractor_name(extractor) -> None:
   """Raises ValueError unless ``extractor`` is an :class:`Extractor` or a known name."""
   if not isinstance(extractor, Extractor) and extractor not in EXTRACTORS + (
-      "digits_classifier", "inception_v3_fid"):
+      "digits_classifier", "shapes_classifier", "inception_v3_fid"):
     raise ValueError(f"Unknown feature extractor {extractor!r}; valid: {EXTRACTORS}.")
 
 
@@ -109,7 +119,7 @@ def get_extractor(extractor: "str | Extractor", weights: Optional[str] = None, *
 
   Args:
     extractor: a name in ``EXTRACTORS`` or an :class:`Extractor`.
-    weights: optional weights file (the digits classifier defaults to the shipped one;
+    weights: optional weights file (the digits and shapes classifiers default to the shipped ones;
       Inception needs it, or ``$GENJAX_INCEPTION_WEIGHTS``).
     logits_bias: Inception only: IS probabilities from the biased logits.
   """
@@ -118,6 +128,8 @@ def get_extractor(extractor: "str | Extractor", weights: Optional[str] = None, *
     return extractor
   if extractor in ("digits", "digits_classifier"):
     return digits_extractor(weights)
+  if extractor in ("shapes", "shapes_classifier"):
+    return shapes_extractor(weights)
   resize = "clean" if extractor == "inception_clean" else "pytorch-fid"
   return inception_extractor(weights, resize, logits_bias)
 

@@ -98,6 +98,9 @@ class UNet(nn.Module):
     temb_flip_sin_to_cos: cosines first in the time embedding (diffusers' ``flip_sin_to_cos``).
     temb_freq_shift: the ``s`` of the time embedding's frequencies (diffusers' ``freq_shift``;
       1 in the reference).
+    remat: rematerialise each ResBlock and attention block in the backward pass
+      (``nn.remat``): the same function and parameter names, less activation memory, more
+      compute.
 
   Example:
     >>> net = UNet(ch=32, ch_mult=(1, 2), attn_resolutions=(4,))
@@ -162,6 +165,7 @@ class UNet(nn.Module):
   attn_head_dim: Optional[int] = None
   temb_flip_sin_to_cos: bool = False
   temb_freq_shift: float = 1.0
+  remat: bool = False
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     """Raise a clear ValueError for inputs the network cannot take."""
@@ -203,7 +207,8 @@ class UNet(nn.Module):
                train: bool = False, context: Optional[Array] = None,
                context_mask: Optional[Array] = None, aug_level: Optional[Array] = None,
                emb: Optional[Array] = None, down_residuals: Optional[Sequence[Array]] = None,
-               mid_residual: Optional[Array] = None) -> Array:
+               mid_residual: Optional[Array] = None, conv_in_residual: Optional[Array] = None,
+               encoder_only: bool = False):
     """Predict the noise (or another target) for noisy images ``x`` at times ``t``.
 
     Args:
@@ -221,6 +226,11 @@ class UNet(nn.Module):
         order the down path makes them: ``conv_in``, each down ResBlock, each Downsample), as a
         ControlNet's zero convolutions give them (:class:`genjax.nets.controlnet.ControlNet`).
       mid_residual: optional residual added to the middle block's output.
+      conv_in_residual: optional [B, H, W, ch] added to ``conv_in``'s output (a ControlNet's
+        encoded control map, ``x + Z(c)`` of its eq. 50).
+      encoder_only: stop after the middle block and return ``(skips, middle output)``: a list
+        of the skip activations and the [B, h, w, c] middle output (a ControlNet's trainable
+        copy; the up path and the output layers are then not built).
       Without them the network is exactly the plain U-Net.
 
     Returns:
@@ -265,19 +275,26 @@ class UNet(nn.Module):
     attn_kw = dict(norm, **({} if self.attn_head_dim is None else {"head_dim": self.attn_head_dim}))
     down_kw = {} if self.downsample_padding == "same" else {"padding": self.downsample_padding}
 
+    # nn.remat keeps the block's parameter names; `train` (argument 3, after self) is static.
+    Res = nn.remat(ResBlock, static_argnums=(3,)) if self.remat else ResBlock
+    Attn = nn.remat(AttnBlock) if self.remat else AttnBlock
+    Transformer = nn.remat(SpatialTransformer) if self.remat else SpatialTransformer
+
     def attn(h, name):
       """The reference's AttnBlock, or with a context a SpatialTransformer."""
       if self.context_dim <= 0:
-        return AttnBlock(dtype=dt, name=name.replace("transformer", "attn"), **attn_kw)(h)
-      return SpatialTransformer(self.num_heads, None if self.head_dim < 0 else self.head_dim,
-                                self.transformer_depth, dtype=dt,
-                                name=name)(h, context.astype(dt), context_mask)
+        return Attn(dtype=dt, name=name.replace("transformer", "attn"), **attn_kw)(h)
+      return Transformer(self.num_heads, None if self.head_dim < 0 else self.head_dim,
+                         self.transformer_depth, dtype=dt,
+                         name=name)(h, context.astype(dt), context_mask)
 
     def res(h, out_ch, name):
-      return ResBlock(out_ch, dropout=self.dropout, dtype=dt, name=name, **norm)(h, temb, train)
+      return Res(out_ch, dropout=self.dropout, dtype=dt, name=name, **norm)(h, temb, train)
 
     # 2. Downsampling path; hs holds the skip activations.
     hs = [_conv(self.ch, dtype=dt, name="conv_in")(x.astype(dt))]
+    if conv_in_residual is not None:
+      hs[0] = hs[0] + conv_in_residual.astype(hs[0].dtype)
     for i in range(num_levels):
       for j in range(self.num_res_blocks):
         h = res(hs[-1], self.ch * self.ch_mult[i], f"down_{i}_block_{j}")
@@ -298,6 +315,8 @@ class UNet(nn.Module):
     h = res(h, None, "mid_block_1")
     h = attn(h, "mid_transformer_1")
     h = res(h, None, "mid_block_2")
+    if encoder_only:
+      return hs, h
     if mid_residual is not None:
       h = h + mid_residual.astype(h.dtype)
 

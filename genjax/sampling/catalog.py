@@ -304,6 +304,10 @@ def tag(cfg: SamplingConfig, model=None) -> str:
     return cfg.sampler or "samples"
   steps = cfg.steps if (cfg.steps or model is None) else resolve_steps(cfg, model)
   out = s.tag(cfg, steps or "default")
+  if cfg.thresholding != "model":
+    out += f"_x0{cfg.thresholding}"
+  if cfg.analytic_moments and cfg.sampler == "ddim":
+    out += "_analytic" if cfg.spacing != "optimal" else "_analytic_optimal"
   if cfg.guidance_scale:
     out += f"_w{cfg.guidance_scale}"
   if cfg.classifier_workdir:

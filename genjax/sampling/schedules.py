@@ -100,7 +100,8 @@ def get_beta_schedule(name: str, num_timesteps: int, **kw) -> np.ndarray:
     * ``"quadratic"``: Ho et al.'s reference code ``diffusion_utils_2.get_beta_schedule('quad')``
       (also diffusers' ``"scaled_linear"``): ``linspace(sqrt(beta_start), sqrt(beta_end), T)**2``.
     * ``"<name>_zsnr"``: any of them rescaled to zero terminal SNR (Lin et al. 2024, Alg. 1;
-      :func:`rescale_zero_terminal_snr`), the terminal ``abar`` floored at ``2^-24``.
+      :func:`rescale_zero_terminal_snr`), the terminal ``abar`` floored at
+      ``min(2^-24, abar_{T-1} / 2)``.
     * ``"sigmoid"``: the DDIM paper's official code (``ermongroup/ddim``,
       ``runners/diffusion.py``) and diffusers' ``DDPMScheduler(beta_schedule="sigmoid")``:
       ``sigmoid(linspace(-6, 6, T)) * (beta_end - beta_start) + beta_start``.
@@ -127,9 +128,10 @@ def get_beta_schedule(name: str, num_timesteps: int, **kw) -> np.ndarray:
         get_beta_schedule(name[:-len(ZSNR_SUFFIX)], num_timesteps, **kw))
     # abar_T = 0 exactly makes x0 = (x - sigma eps) / alpha undefined at the top, where every
     # sampler starts; as diffusers' solvers do (rescale_betas_zero_snr), the terminal abar is
-    # floored at 2^-24 (SNR 6e-8: no signal leaks into x_T at any data scale).
+    # floored, at 2^-24 or half the previous step's abar if that is smaller (the chain stays
+    # monotone), an SNR below 1e-7: no signal leaks into x_T at any data scale.
     abar = np.cumprod(1.0 - betas)
-    abar[-1] = ZSNR_FLOOR
+    abar[-1] = min(ZSNR_FLOOR, 0.5 * abar[-2]) if len(abar) > 1 else ZSNR_FLOOR
     return 1.0 - abar / np.append(1.0, abar[:-1])
   if name not in SCHEDULE_NAMES:
     raise ValueError(

@@ -102,11 +102,23 @@ class Restored:
 def manifest_of(items: Any, meta: dict) -> dict:
   """The manifest of a state: per array path its shape, dtype and sha256; the meta's sha256."""
   arrays = {}
-  for path, x in jax.tree_util.tree_flatten_with_path(jax.device_get(items))[0]:
+  for path, x in jax.tree_util.tree_flatten_with_path(to_host(items))[0]:
     a = np.asarray(x)
     arrays[jax.tree_util.keystr(path)] = {"shape": list(a.shape), "dtype": str(a.dtype),
                                           "sha256": _sha256(a)}
   return {"version": MANIFEST_VERSION, "arrays": arrays, "meta_sha256": _sha256_json(meta)}
+
+
+def to_host(tree: Any) -> Any:
+  """``jax.device_get``, also for arrays sharded over several processes (FSDP in a
+  multi-process run): those are gathered, so every process must call it (as every process
+  calls save and restore)."""
+  def get(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+      from jax.experimental import multihost_utils
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return jax.device_get(x)
+  return jax.tree.map(get, tree)
 
 
 def _sha256(a: np.ndarray) -> str:
@@ -360,7 +372,7 @@ class Checkpointer:
       raise self._damaged(
           step, f"its files cannot be read ({type(e).__name__}: {_first_line(e)})") from None
     items, meta = out["state"], dict(out["meta"])
-    host = jax.device_get(items)
+    host = to_host(items)
     if manifest is not None:
       bad = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(host)[0]
              if _sha256(np.asarray(x)) != manifest["arrays"][jax.tree_util.keystr(p)]["sha256"]]

@@ -77,9 +77,16 @@ class TrainConfig:
   time_budget_clock: str = field("wall", choices=("wall", "process"))
   tensorboard: bool = True
   allow_config_change: bool = False
+  compute_dtype: str = field("float32", choices=("float32", "bfloat16"))
+  remat: bool = False
+  grad_accum_steps: int = field(1, gt=0)
+  param_sharding: str = field("replicated", choices=("replicated", "fsdp"))
+  xla_cpu_options: str = "auto"
 
   def __post_init__(self):
     typed_config.validate(self, "training")
+    from genjax.training import compile_opts  # imports no JAX
+    compile_opts.parse(self.xla_cpu_options)
 
 
 # Fields that do not change what a run computes: a resumed run may change them freely.
@@ -89,8 +96,16 @@ TRAJECTORY_FREE_FIELDS = (
     "training.log_every", "training.sample_every", "training.ckpt_every",
     "training.keep_checkpoints", "training.num_sample_images", "training.progress",
     "training.tensorboard", "training.time_budget_s", "training.time_budget_clock",
-    "training.allow_config_change", "data.data_dir",
+    "training.allow_config_change", "data.data_dir", "training.xla_cpu_options",
+    "data.loader", "data.num_workers",  # the same batches, made elsewhere
 )
+# Trainer fields added after runs were saved, with the value that keeps those runs' training:
+# a saved config without the field resumes under it as if it had it (no drift).
+ADDED_FIELD_DEFAULTS = {
+    "training.compute_dtype": "float32", "training.remat": False,
+    "training.grad_accum_steps": 1, "training.param_sharding": "replicated",
+    "training.xla_cpu_options": "auto",
+}
 # Whole sections that only concern sampling and evaluation, never the trained params.
 TRAJECTORY_FREE_SECTIONS = ("sampling", "parzen")
 

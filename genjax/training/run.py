@@ -14,7 +14,7 @@ import jax
 
 from genjax import methods
 from genjax.data import BatchIterator, DataConfig, Dataset, load_dataset
-from genjax.training import trainer
+from genjax.training import netopts, trainer
 from genjax.training import workdir as workdir_lib
 from genjax.training.checkpoint import CheckpointError, Checkpointer
 from genjax.training.config import OptimConfig, TrainConfig, validate_sections
@@ -41,10 +41,15 @@ def build_run(config) -> Run:
   sections = validate_sections(config)
   data_cfg, train_cfg, optim_cfg = sections.data, sections.train, sections.optim
   dataset = load_dataset(data_cfg)
-  method = methods.build_method(config, dataset.spec)
+  # Mixed precision and remat reach the networks through their attributes (training.netopts).
+  net_config = netopts.apply_network_options(config, train_cfg.compute_dtype, train_cfg.remat)
+  method = methods.build_method(net_config, dataset.spec)
   iterator = BatchIterator(dataset.train, train_cfg.batch_size, seed=data_cfg.seed,
                            batches_per_step=method.batches_per_step,
                            random_flip=data_cfg.random_flip)
+  if data_cfg.loader == "grain":  # the same batches, from worker processes
+    from genjax.data.grain_loader import GrainLoader
+    iterator = GrainLoader(iterator, num_workers=data_cfg.num_workers)
   return Run(method=method, dataset=dataset, iterator=iterator, train=train_cfg, optim=optim_cfg,
              data=data_cfg, seed=sections.seed, config_json=config.to_json_best_effort())
 

@@ -95,6 +95,7 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
     by batch (sharded over the devices) and streamed into ``genjax.metrics.Evaluator``, so no
     more than one batch of images is held: on the digits in the shipped digits classifier's
     feature space with the real-against-real floor beside them (keys ``fd_digits``, ...); on
+    shapes likewise in the shipped shapes classifier's space (``fd_shapes``, ...); on
     other data with ``extractor`` (default Inception; needs ``weights``) against the ``ref``
     file (genjax's, or pytorch-fid / TTUR / clean-fid statistics: ``ref_format``);
   * the reconstruction metrics ``psnr``, ``ssim``, ``lpips`` (methods that reconstruct: the
@@ -185,17 +186,22 @@ def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights
     raise ValueError("--eval=fd/kid/is/pr needs image data; 2-D point data has no feature "
                      "extractor (use the method's own evaluators).")
   is_digits = run.data.dataset == "digits"
-  extractor = extractor or ("digits" if is_digits else "inception")
+  is_shapes = run.data.dataset == "shapes"
+  extractor = extractor or ("digits" if is_digits else "shapes" if is_shapes else "inception")
   digits_floor = extractor == "digits" and ref is None
+  shapes_floor = extractor == "shapes" and ref is None
   if digits_floor and not is_digits:
     raise ValueError("The digits classifier scores digits only; pass --extractor=inception "
                      "--weights=... --ref=... for this dataset.")
-  if ref is None and not digits_floor and names != ["is"]:
+  if shapes_floor and not is_shapes:
+    raise ValueError("The shapes classifier scores shapes only; pass --extractor=inception "
+                     "--weights=... --ref=... for this dataset.")
+  if ref is None and not (digits_floor or shapes_floor) and names != ["is"]:
     raise ValueError(
         f"--eval={','.join(names)} on {run.data.dataset!r} needs reference statistics: make "
         f"them once with `python -m genjax.metrics.ref_stats --dataset {run.data.dataset} "
         f"--split test --extractor {extractor} --out REF.npz` and pass --ref=REF.npz.")
-  metric_names = ("fd", "kid", "is", "pr") if digits_floor else tuple(
+  metric_names = ("fd", "kid", "is", "pr") if digits_floor or shapes_floor else tuple(
       dict.fromkeys("fd" if n == "fid" else n for n in names))
   ev = metrics.Evaluator(metric_names, extractor, ref, image_shape=run.dataset.spec.shape,
                          num=num, weights=weights, ref_format=ref_format,
@@ -222,6 +228,8 @@ def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights
     out = ev.compute()
     if digits_floor:
       metrics.add_digits_baseline(out, ev, progress=True)
+    if shapes_floor:
+      metrics.add_shapes_baseline(out, ev, progress=True)
     out["clipped_fraction"] = clipped / float(num * int(np.prod(run.dataset.spec.shape)))
     return out
 

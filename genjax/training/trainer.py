@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from genjax import viz
+from genjax.training import compile_opts
 from genjax.training import optim as optim_lib
 from genjax.training.checkpoint import Checkpointer
 from genjax.training.config import OptimConfig, TrainConfig
@@ -56,12 +57,90 @@ def batch_sharding(mesh: Mesh, batches_per_step: int = 1) -> NamedSharding:
   return NamedSharding(mesh, P(None, "data") if batches_per_step > 1 else P("data"))
 
 
-def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
-  if batch_size % mesh.size:
+def check_batch_divides(batch_size: int, mesh: Mesh, grad_accum_steps: int = 1) -> None:
+  n = mesh.size * grad_accum_steps
+  if batch_size % n:
+    what = (f"the number of devices ({mesh.size})" if grad_accum_steps == 1 else
+            f"devices x training.grad_accum_steps ({mesh.size} x {grad_accum_steps})")
     raise ValueError(
-        f"training.batch_size={batch_size} does not divide by the number of devices "
-        f"({mesh.size}). Use a multiple of {mesh.size}, e.g. "
-        f"--config.training.batch_size={max(mesh.size, batch_size // mesh.size * mesh.size)}.")
+        f"training.batch_size={batch_size} does not divide by {what}. Use a multiple of {n}, "
+        f"e.g. --config.training.batch_size={max(n, batch_size // n * n)}.")
+
+
+# Leaves with fewer elements stay replicated under FSDP (scalars, biases, norms, keys): sharding
+# them saves no memory and costs a collective each.
+FSDP_MIN_SIZE = 2 ** 14
+
+
+def fsdp_spec(shape, axis_size: int, min_size: Optional[int] = None) -> P:
+  """``P`` sharding the largest axis of ``shape`` divisible by ``axis_size`` over ``"data"``
+  (ZeRO-3 / FSDP); ``P()`` for leaves under ``min_size`` (default :data:`FSDP_MIN_SIZE`)
+  elements or when no axis divides."""
+  min_size = FSDP_MIN_SIZE if min_size is None else min_size
+  if axis_size <= 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
+    return P()
+  for ax in sorted(range(len(shape)), key=lambda a: -shape[a]):
+    if shape[ax] % axis_size == 0:
+      return P(*([None] * ax + ["data"]))
+  return P()
+
+
+def state_shardings(abstract_state: TrainState, mesh: Mesh, param_sharding: str = "replicated"):
+  """The sharding of every leaf of a train state.
+
+  ``"replicated"``: everything on every device (data parallelism). ``"fsdp"``: params,
+  optimizer state and EMA params sharded by :func:`fsdp_spec` over the ``data`` axis, the rest
+  (step, keys, model state) replicated; XLA gathers each layer's params where it is used and
+  reduce-scatters its gradients.
+  """
+  rep = NamedSharding(mesh, P())
+  if param_sharding == "replicated":
+    return jax.tree.map(lambda _: rep, abstract_state)
+  size = mesh.shape["data"]
+  shard = lambda tree: jax.tree.map(lambda a: NamedSharding(mesh, fsdp_spec(a.shape, size)), tree)
+  out = jax.tree.map(lambda _: rep, abstract_state)
+  return out.replace(params=shard(abstract_state.params),
+                     opt_state=shard(abstract_state.opt_state),
+                     ema_params=shard(abstract_state.ema_params))
+
+
+def process_rows(sharding: NamedSharding, global_shape) -> slice:
+  """The rows of a global batch that this process's devices hold (a contiguous block)."""
+  starts, stops = [], []
+  for idx in sharding.addressable_devices_indices_map(tuple(global_shape)).values():
+    sl = idx[0] if sharding.spec and sharding.spec[0] == "data" else idx[1]
+    starts.append(sl.start or 0)
+    stops.append(global_shape[0 if sharding.spec and sharding.spec[0] == "data" else 1]
+                 if sl.stop is None else sl.stop)
+  return slice(min(starts), max(stops))
+
+
+def _batch_shape(iterator) -> tuple:
+  n = iterator.batches_per_step
+  return (n, iterator.batch_size) if n > 1 else (iterator.batch_size,)
+
+
+def local_rows(iterator, sharding: NamedSharding) -> Optional[slice]:
+  """This process's rows of every global batch; None in a one-process run (all of them)."""
+  if jax.process_count() == 1:
+    return None
+  return process_rows(sharding, _batch_shape(iterator))
+
+
+def put_batch(iterator, step: int, sharding: NamedSharding, stream=None):
+  """The global batch of ``step`` as arrays sharded by ``sharding``. In a multi-process run
+  each process reads only its own rows (``iterator.batch_at(step, rows)``); with a ``stream``
+  (a data loader's, positioned at ``step``) the batch is its next one."""
+  if stream is not None:
+    local = next(stream)
+  else:
+    local = iterator.batch_at(step, local_rows(iterator, sharding))
+  if jax.process_count() == 1:
+    return jax.device_put(local, sharding)
+  global_shape = _batch_shape(iterator)
+  return jax.tree.map(
+      lambda a: jax.make_array_from_process_local_data(
+          sharding, a, global_shape + a.shape[len(global_shape):]), local)
 
 
 def _ema_fns(method: Method, cfg: TrainConfig):
@@ -72,10 +151,10 @@ def _ema_fns(method: Method, cfg: TrainConfig):
 
 def init_state(method: Method, tx: Any, key: jax.Array, example_batch: dict, cfg: TrainConfig,
                mesh: Mesh) -> TrainState:
-  """Initializes params, optimizer and EMA, replicated over ``mesh``."""
+  """Initializes params, optimizer and EMA over ``mesh``: replicated, or sharded when
+  ``cfg.param_sharding == "fsdp"`` (:func:`state_shardings`)."""
   filt, ema_init, _ = _ema_fns(method, cfg)
   init_key, run_key = jax.random.split(key)
-  replicated = NamedSharding(mesh, P())
 
   def _init(k, batch):
     params, model_state = method.init(k, batch)
@@ -85,7 +164,9 @@ def init_state(method: Method, tx: Any, key: jax.Array, example_batch: dict, cfg
         ema_params=ema_init(filt(params)).ema, model_state=model_state,
         rng=jax.random.key_data(run_key), nonfinite_step=jnp.full((), -1, jnp.int32), tx=tx)
 
-  return jax.jit(_init, out_shardings=replicated)(init_key, example_batch)
+  shardings = state_shardings(jax.eval_shape(_init, init_key, example_batch), mesh,
+                              cfg.param_sharding)
+  return jax.jit(_init, out_shardings=shardings)(init_key, example_batch)
 
 
 def make_train_step(method: Method, cfg: TrainConfig) -> Callable:
@@ -98,11 +179,46 @@ def make_train_step(method: Method, cfg: TrainConfig) -> Callable:
   """
   filt, _, ema_update = _ema_fns(method, cfg)
 
+  grad_fn = (jax.value_and_grad(method.loss, has_aux=True) if method.loss is not None
+             else None)  # methods with their own train_step give no loss
+  accum = cfg.grad_accum_steps
+
   def default_step(state: TrainState, batch, key):
-    (loss, metrics), grads = jax.value_and_grad(method.loss, has_aux=True)(state.params, batch, key)
+    if accum == 1:
+      (loss, metrics), grads = grad_fn(state.params, batch, key)
+    else:
+      loss, metrics, grads = _accumulate(state.params, batch, key)
     metrics = dict(metrics, loss=loss, grad_norm=optim_lib.optax.global_norm(grads))
     return state.apply_gradients(grads), metrics
 
+  def _accumulate(params, batch, key):
+    """Mean of the gradients (and metrics) of ``accum`` micro-batches, one ``lax.scan``.
+
+    Micro-batch i takes rows i, i + accum, i + 2 accum, ... so that each one is spread over
+    every device like the whole batch; its key is ``fold_in(key, i)``.
+    """
+    def split(a):
+      a = a.reshape((a.shape[0] // accum, accum) + a.shape[1:])
+      return jnp.swapaxes(a, 0, 1)
+
+    micro = jax.tree.map(split, batch)
+    shapes = jax.eval_shape(grad_fn, params, jax.tree.map(lambda a: a[0], micro), key)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def body(carry, xs):
+      mb, i = xs
+      out = grad_fn(params, mb, jax.random.fold_in(key, i))
+      return jax.tree.map(jnp.add, carry, out), None
+
+    total, _ = jax.lax.scan(body, zeros, (micro, jnp.arange(accum)))
+    (loss, metrics), grads = jax.tree.map(lambda a: a / accum, total)
+    return loss, metrics, grads
+
+  if method.train_step is not None and accum > 1:
+    raise ValueError(
+        f"training.grad_accum_steps={accum} splits the gradient step the trainer builds from a "
+        f"method's loss; method {method.name!r} has its own train_step. Set "
+        f"training.grad_accum_steps=1 (and a smaller batch if memory is short).")
   inner = method.train_step or default_step
 
   def step(state: TrainState, batch):
@@ -154,6 +270,7 @@ def _stop_on_signal():
 class _Logger:
   workdir: str
   tensorboard: bool
+  enabled: bool = True  # False on the non-primary processes of a multi-process run
 
   def __post_init__(self):
     self.path = os.path.join(self.workdir, "metrics.jsonl")
@@ -168,7 +285,7 @@ class _Logger:
   def drop_rows_after(self, step: int) -> None:
     """Removes the rows of steps after ``step`` (computed again by a resumed run), so that
     ``metrics.jsonl`` holds each step once and the loss curve never runs backwards."""
-    if not os.path.exists(self.path):
+    if not self.enabled or not os.path.exists(self.path):
       return
     with open(self.path) as f:
       lines = f.readlines()
@@ -180,6 +297,8 @@ class _Logger:
       os.replace(tmp, self.path)
 
   def write(self, step: int, metrics: dict) -> None:
+    if not self.enabled:
+      return
     with open(self.path, "a") as f:
       f.write(json.dumps(dict(step=step, **metrics)) + "\n")
     if self.tb is not None:
@@ -225,7 +344,8 @@ def train(method: Method, dataset, iterator, train_cfg: TrainConfig, optim_cfg: 
 
 def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_meta, mesh):
   mesh = mesh or make_mesh()
-  check_batch_divides(train_cfg.batch_size, mesh)
+  check_batch_divides(train_cfg.batch_size, mesh, train_cfg.grad_accum_steps)
+  primary = jax.process_index() == 0  # writes the logs and pictures (every process saves)
   data_sharding = batch_sharding(mesh, method.batches_per_step)
   replicated = NamedSharding(mesh, P())
 
@@ -237,6 +357,7 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
   state = init_state(method, tx, jax.random.key(seed), example, train_cfg, mesh)
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints)
+  data_state = None
   if ckpt.latest_step() is not None:
     try:
       restored = ckpt.restore(state.checkpoint_items())  # verified; damaged steps are skipped
@@ -249,12 +370,18 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
                       "%s were moved to %s.", restored.step,
                       ", ".join(str(s) for s, _ in restored.damaged), moved)
     items, meta = restored.items, restored.meta
+    data_state = meta.get("data_state")
     state = state.from_checkpoint_items(items)
     if meta.get("data_position") != int(items["step"]):
       raise ValueError(f"Checkpoint meta data_position={meta.get('data_position')} does not match "
                        f"step {int(items['step'])}.")
     logging.info("Resumed from step %d in %s", int(items["step"]), ckpt.directory)
   start = int(jax.device_get(state.step))
+  # A data loader (genjax.data.grain_loader) streams the batches from worker processes,
+  # resuming from the position saved in the checkpoint.
+  stream = None
+  if hasattr(iterator, "stream") and start < train_cfg.num_steps:
+    stream = iterator.stream(start, local_rows(iterator, data_sharding), state=data_state)
   if start > train_cfg.num_steps:
     ckpt.close()
     raise ValueError(
@@ -276,12 +403,16 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
     state, metrics = step_fn(state, batch)
     return state, jax.tree.map(jnp.add, metrics_sum, metrics)
 
-  jit_step = jax.jit(accumulate_step, out_shardings=(replicated, replicated), donate_argnums=(0, 1))
+  shardings = state_shardings(state, mesh, train_cfg.param_sharding)
+  xla = lambda e: compile_opts.compiler_options(train_cfg.xla_cpu_options, e)  # CPU only
+  jit_step = jax.jit(accumulate_step, out_shardings=(shardings, replicated), donate_argnums=(0, 1),
+                     compiler_options=xla("train"))
   num = train_cfg.num_sample_images
-  jit_sample = jax.jit(lambda p, k: method.sample(p, k, num), out_shardings=replicated)
+  jit_sample = jax.jit(lambda p, k: method.sample(p, k, num), out_shardings=replicated,
+                       compiler_options=xla("sample"))
   sample_key = jax.random.key(seed + 1)  # a fixed batch of noise: grids comparable across steps
 
-  logger = _Logger(workdir, train_cfg.tensorboard)
+  logger = _Logger(workdir, train_cfg.tensorboard and primary, enabled=primary)
   logger.drop_rows_after(start)  # rows of steps that the resumed run computes again
   grid_dir = os.path.join(workdir, "samples")
   os.makedirs(grid_dir, exist_ok=True)
@@ -290,11 +421,14 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
     bad = int(jax.device_get(state.nonfinite_step))
     if bad >= 0:
       raise NonFiniteLossError(_nonfinite_message(bad, ckpt, own_optim))
+    extra = {} if stream is None else {"data_state": stream.get_state()}
     ckpt.save(step, state.checkpoint_items(),
-              dict(data_position=step, seed=seed, **(run_meta or {})))
+              dict(data_position=step, seed=seed, **extra, **(run_meta or {})))
 
   def write_samples(step: int):
     samples = np.asarray(jax.device_get(jit_sample(state.ema_params, sample_key)))
+    if not primary:
+      return
     if method.plot_samples is not None:
       data = dataset.test.get(np.arange(min(len(dataset.test), 5000)))["x"]
       method_lib.plot_samples(method, samples, data,
@@ -304,7 +438,7 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
 
   metrics_sum = jax.device_put(metrics_zero, replicated)
   pbar = None
-  if train_cfg.progress:
+  if train_cfg.progress and primary:
     from tqdm.auto import tqdm
     pbar = tqdm(total=train_cfg.num_steps, initial=start, desc=f"train {method.name}",
                 unit="step", dynamic_ncols=True)
@@ -315,7 +449,7 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
   try:
     with _stop_on_signal() as flag:
       while step < train_cfg.num_steps:
-        batch = jax.device_put(iterator.batch_at(step), data_sharding)
+        batch = put_batch(iterator, step, data_sharding, stream)
         with jax.transfer_guard_host_to_device("disallow"):  # no hidden copies in the hot loop
           state, metrics_sum = jit_step(state, metrics_sum, batch)
         step += 1
@@ -354,15 +488,18 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
             f"Run the same command again to resume.")
   finally:
     failing = sys.exc_info()[0] is not None  # do not mask the error on its way up
+    if stream is not None:
+      stream.close()
     if pbar is not None:
       pbar.close()
     logger.close()
     ckpt.close(raise_errors=not failing)
-    try:
-      viz.plot_loss_curve(logger.path, os.path.join(workdir, "loss.png"))
-    except Exception as e:  # a picture must never fail (or hide the failure of) a run
-      logging.warning("Could not write loss.png: %s", e)
-    _write_progress_strip(grid_dir)
+    if primary:
+      try:
+        viz.plot_loss_curve(logger.path, os.path.join(workdir, "loss.png"))
+      except Exception as e:  # a picture must never fail (or hide the failure of) a run
+        logging.warning("Could not write loss.png: %s", e)
+      _write_progress_strip(grid_dir)
   return state
 
 

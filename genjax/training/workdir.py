@@ -33,6 +33,7 @@ import time
 from typing import Any, Iterator, Optional
 
 from genjax.training import config as config_lib
+from genjax.training import distributed
 
 LOCK_NAME = "train.lock"
 CONFIG_NAME = "config.json"
@@ -109,7 +110,10 @@ def lock(workdir: str) -> Iterator[None]:
     finally:
       _HELD[key][1] -= 1
     return
-  path = os.path.join(workdir, LOCK_NAME)
+  # In a multi-process run every process holds its own lock (process 0 the usual one), so that
+  # a second run is refused while the processes of this one do not exclude each other.
+  index = distributed.process_index_hint()
+  path = os.path.join(workdir, LOCK_NAME if index == 0 else f"{LOCK_NAME}.process{index}")
   try:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   except OSError as e:
@@ -178,7 +182,8 @@ def open_for_training(config, workdir: str) -> Iterator[config_lib.RunSections]:
     return
   prepare(workdir)
   with lock(workdir):
-    check_config(config, workdir, sections.train)
+    if distributed.process_index_hint() == 0:  # process 0 checks and writes the record
+      check_config(config, workdir, sections.train)
     yield sections
 
 
@@ -211,7 +216,8 @@ def check_config(config, workdir: str, train_cfg: config_lib.TrainConfig) -> Non
     return
   with open(record) as f:
     old = json.load(f)
-  changes = config_diff(old, new)
+  changes = [c for c in config_diff(old, new)
+             if not (c[1] == "<absent>" and config_lib.ADDED_FIELD_DEFAULTS.get(c[0], c) == c[2])]
   trajectory = [c for c in changes if not trajectory_free(c[0])]
   free = [c for c in changes if trajectory_free(c[0])]
   if free:

@@ -171,3 +171,18 @@ def test_registry_names_and_errors():
     m = C.compute_condition(name, batch, jax.random.key(0))
     assert m.shape == (1, 16, 16, C.get_condition(name).map_channels(1)), name
     assert jnp.all(jnp.isfinite(m))
+
+
+def test_mask_condition_on_shapes_and_its_foreground_floor():
+  shapes = pytest.importorskip("genjax.data.shapes")
+  cfg = shapes.ShapesConfig(texture=0.0)
+  batch = shapes.generate(np.arange(8), cfg)
+  m = C.compute_condition("mask", batch)
+  assert m.shape == (8, 32, 32, 1)
+  np.testing.assert_array_equal(np.asarray(m)[..., 0] > 0, batch["mask"] > 0)
+  # the foreground recomputed from the real images overlaps the dataset's masks well above
+  # the chance level of another image's mask (the adherence metric's floor and ceiling)
+  fg = C.foreground_mask(jnp.asarray(batch["x"]))
+  real = float(jnp.mean(C.mask_iou(m, fg)))
+  chance = float(jnp.mean(C.mask_iou(m, jnp.roll(m, 1, axis=0))))
+  assert real > 0.6 and real > chance + 0.3, (real, chance)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genjax.controlnet import model as cm
-from genjax.nets.controlnet import ControlNet, controlnet_like, init_from_base, is_shared
+from genjax.nets.controlnet import COPY, controlnet_like, init_from_base
 from genjax.nets.unet import UNet
 
 KW = dict(ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.0)
@@ -47,11 +47,10 @@ def test_unet_residual_arguments_are_additive(setup):
 
 def test_controlnet_copies_the_base_and_starts_at_zero(setup):
   unet, net, base, ctrl, x, t = setup
-  shared = [k for k in ctrl if is_shared(k)]
-  assert set(shared) == set(base) - {"norm_out", "conv_out"} - {k for k in base if
-                                                               k.startswith("up_")}
+  shared = set(ctrl[COPY])
+  assert shared == {k for k in base if not k.startswith(("up_", "norm_out", "conv_out"))}
   for k in shared:
-    for a, b in zip(jax.tree.leaves(ctrl[k]), jax.tree.leaves(base[k])):
+    for a, b in zip(jax.tree.leaves(ctrl[COPY][k]), jax.tree.leaves(base[k])):
       np.testing.assert_array_equal(_bits(a), _bits(b))
   zero = [k for k in ctrl if k.startswith("zero_conv")] + ["hint_conv_out"]
   assert len([k for k in ctrl if k.startswith("zero_conv_") and k != "zero_conv_mid"]) == 4
@@ -87,11 +86,11 @@ def test_zero_convolutions_get_nonzero_gradients_first(setup):
   # Behind the output zero convs nothing gets a gradient at the first step: the trainable copy
   # and the condition encoder (with its input zero conv Z_z1) start moving once the output
   # zero convs are non-zero (the paper's Sec. 3.1 / its zero-convolution FAQ).
-  assert norm["mid_block_2"] == 0 and norm["hint_conv_out"] == 0
+  assert norm[COPY] == 0 and norm["hint_conv_out"] == 0
   stepped = {k: (jax.tree.map(lambda p, g: p - 0.1 * g, v, grads_k) if k.startswith("zero_conv")
                  else v) for (k, v), grads_k in zip(ctrl.items(), grad_fn(ctrl).values())}
   norm2 = sq(grad_fn(stepped))
-  assert norm2["hint_conv_out"] > 0 and norm2["mid_block_2"] > 0 and norm2["hint_conv_in"] == 0
+  assert norm2["hint_conv_out"] > 0 and norm2[COPY] > 0 and norm2["hint_conv_in"] == 0
 
 
 def test_several_controlnets_sum_their_scaled_residuals(setup):
@@ -140,8 +139,25 @@ def test_bad_control_maps_fail_clearly(setup):
     net.apply({"params": ctrl}, x, t, control=jnp.zeros((3, 4, 4, 1)))
   with pytest.raises(ValueError, match="needs a control map"):
     net.apply({"params": ctrl}, x, t)
-  latent = ControlNet(**KW, hint_channels=(8, 16, 32), hint_downsample=4)
+  latent = controlnet_like(UNet(**KW), hint_channels=(8, 16, 32), hint_downsample=4)
   shapes = jax.eval_shape(latent.init, jax.random.key(0), x, t, control=jnp.zeros((3, 32, 32, 3)))
   assert "hint_block_1_b" in shapes["params"]
   with pytest.raises(ValueError, match="architecture must be the base's"):
     init_from_base(ctrl, {k: v for k, v in base.items() if k != "mid_block_1"})
+
+
+def test_controlnet_copies_a_cross_attention_base():
+  """A text-conditioned base (cross-attention): the copy takes the same context."""
+  unet = UNet(**KW, context_dim=6, num_heads=2)
+  x, t = jnp.ones((2, 8, 8, 1)), jnp.array([1, 2])
+  ctx = jax.random.normal(jax.random.key(0), (2, 3, 6))
+  base = jax.jit(unet.init)(jax.random.key(0), x, t, context=ctx)["params"]
+  net = controlnet_like(unet, hint_channels=(4, 8))
+  ctrl = jax.jit(net.init)(jax.random.key(1), x, t, control=jnp.zeros((2, 8, 8, 1)),
+                           context=ctx)["params"]
+  ctrl = init_from_base(ctrl, base)
+  assert "mid_transformer_1" in ctrl[COPY]
+  cond = dict(cm.make_condition([jnp.ones((2, 8, 8, 1))], [1.0]), context=ctx)
+  out = jax.jit(lambda: cm.controlled_apply(unet, [net], base, [ctrl], x, t, cond))()
+  ref = jax.jit(lambda: unet.apply({"params": base}, x, t, context=ctx))()
+  np.testing.assert_array_equal(_bits(out), _bits(ref))

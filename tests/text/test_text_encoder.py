@@ -88,6 +88,7 @@ def clip_state_dict_to_params(sd: dict, depth: int) -> dict:
 def test_parity_with_transformers_clip_text_model(eos_token_id, pooling):
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
+  torch.set_num_threads(1)  # a tiny model; extra threads only spin on a loaded machine
   cfg = transformers.CLIPTextConfig(
       vocab_size=TINY["vocab_size"], hidden_size=TINY["width"], intermediate_size=TINY["mlp_dim"],
       num_hidden_layers=TINY["depth"], num_attention_heads=TINY["num_heads"],
