@@ -81,6 +81,10 @@ flags.DEFINE_list("control_scale", None, "ControlNet runs: the control scale(s);
 flags.DEFINE_string("pretrained", None, "Sample a published model instead of a run: a diffusers "
                     "pipeline folder (model_index.json, unet/, scheduler/) or a UNet2DModel "
                     "folder (README, 'Pretrained weights'); needs --out, not --config/--workdir.")
+flags.DEFINE_integer("height", None, "--pretrained Stable Diffusion folders: image height "
+                     "(default: the U-Net's sample size times the VAE's factor).", lower_bound=8)
+flags.DEFINE_integer("width", None, "--pretrained Stable Diffusion folders: image width.",
+                     lower_bound=8)
 
 
 @flags.multi_flags_validator(["config", "workdir", "pretrained"])
@@ -135,6 +139,20 @@ def _main_pretrained():
            if FLAGS[f].present}
   if "taus" in given:
     given["taus"] = tuple(float(t) for t in given["taus"])
+  if FLAGS.prompt or FLAGS.prompts_file:
+    from genjax.latent import prompts as prompts_lib
+    texts = prompts_lib.read_prompts(FLAGS.prompt, FLAGS.prompts_file)
+    if not pipeline.is_text_pipeline(FLAGS.pretrained):
+      raise cli.UsageError(f"--prompt needs a text-to-image pipeline folder; {FLAGS.pretrained} "
+                           "is not one (no unet/ UNet2DConditionModel).")
+    paths = pipeline.text_to_files(FLAGS.pretrained, FLAGS.out, texts,
+                                   num_per_prompt=FLAGS.num_per_prompt, batch=FLAGS.batch,
+                                   seed=FLAGS.seed, height=FLAGS.height, width=FLAGS.width,
+                                   **given)
+    print("Wrote " + ", ".join(paths))
+    return
+  if FLAGS.height is not None or FLAGS.width is not None:
+    raise cli.UsageError("--height/--width apply to text-to-image pipelines (with --prompt).")
   paths = pipeline.sample_to_files(FLAGS.pretrained, FLAGS.out, num=FLAGS.num, batch=FLAGS.batch,
                                    seed=FLAGS.seed, **given)
   print("Wrote " + ", ".join(paths))

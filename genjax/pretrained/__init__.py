@@ -7,6 +7,9 @@ Modules:
   scheduler  a diffusers scheduler_config.json -> genjax's DiffusionSchedule and sampling defaults
   dit        the original DiT checkpoints and diffusers' DiTTransformer2DModel -> genjax.nets.dit
   clip_text  transformers' CLIPTextModel and its BPE tokenizer -> genjax's TextEncoder
+  vae        diffusers AutoencoderKL / VQModel <-> genjax.nets.first_stage.FirstStage
+  sd         diffusers UNet2DConditionModel (Stable Diffusion 1.x) -> the cross-attention U-Net;
+             whole SD 1.x pipeline folders and text_to_image
   pipeline   a model or pipeline folder -> a sampler (sample.py --pretrained)
   counts     parameter counts of the reference configurations (shapes only)
 

@@ -6,7 +6,9 @@ Accepted layouts:
   ``scheduler/``: ``DDPMPipeline`` / ``DDIMPipeline`` folders such as ``google/ddpm-cifar10-32``;
 * a diffusers **model folder** (``config.json`` of a ``UNet2DModel``), with the scheduler taken
   from ``scheduler_config.json`` beside it or in ``../scheduler``, else diffusers'
-  ``DDPMScheduler`` defaults (said on stdout).
+  ``DDPMScheduler`` defaults (said on stdout);
+* a **Stable Diffusion 1.x pipeline folder** (``unet/`` a ``UNet2DConditionModel``, ``vae/``,
+  ``text_encoder/``, ``tokenizer/``, ``scheduler/``) with prompts: :func:`text_to_files`.
 
 The network runs under any genjax sampler (``--sampler``, ``--steps``; the scheduler's class
 picks the default: DDPM -> ``ddpm``, DDIM/PNDM -> ``ddim``, DPM-Solver -> ``dpm-solver-2``),
@@ -26,7 +28,8 @@ import numpy as np
 from genjax.pretrained.io import PretrainedError, read_config
 from genjax.pretrained.scheduler import SchedulerInfo, read_scheduler, scheduler_config
 
-__all__ = ["Pretrained", "load", "sample", "sample_to_files"]
+__all__ = ["Pretrained", "is_text_pipeline", "load", "sample", "sample_to_files",
+           "text_to_files"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,12 +167,61 @@ def _apply(model: Pretrained, params, x, t, c):
   return UNet(**model.kwargs).apply({"params": params}, x, t, c)
 
 
+def is_text_pipeline(path: str) -> bool:
+  """A diffusers pipeline folder whose ``unet/`` is a ``UNet2DConditionModel``."""
+  unet = os.path.join(path, "unet", "config.json")
+  if not (os.path.isfile(os.path.join(path, "model_index.json")) and os.path.isfile(unet)):
+    return False
+  return read_config(os.path.join(path, "unet")).get("_class_name") == "UNet2DConditionModel"
+
+
+def text_to_files(path: str, out: str, prompts, *, num_per_prompt: int, batch: int, seed: int,
+                  height: Optional[int] = None, width: Optional[int] = None,
+                  **overrides) -> list[str]:
+  """``sample.py --pretrained=<Stable Diffusion folder> --prompt=...``: DDIM with classifier-free
+  guidance; ``guidance_scale`` is genjax's ``w`` (Ho & Salimans 2022, eq. 6), diffusers'
+  ``s = 1 + w`` (diffusers' default 7.5 is ``--guidance_scale=6.5``). Writes a grid (one
+  column per prompt) and an .npz with the prompts."""
+  import jax
+  from genjax import viz
+  from genjax.pretrained import sd
+  sampler = overrides.pop("sampler", "") or "ddim"
+  if sampler != "ddim" or overrides.pop("eta", 0.0):
+    raise PretrainedError("Stable Diffusion folders sample with --sampler=ddim (eta 0).")
+  steps = overrides.pop("steps", 0) or 50
+  w = overrides.pop("guidance_scale", None)
+  w = 6.5 if w is None else float(w)
+  unused = sorted(k for k, v in overrides.items() if v is not None)
+  if unused:
+    raise PretrainedError(f"--{unused[0]} does not apply to a Stable Diffusion folder (it takes "
+                          "--prompt, --steps, --guidance_scale, --height, --width, --seed).")
+  model = sd.load_stable_diffusion(path)
+  texts = [t for t in prompts for _ in range(num_per_prompt)]
+  key = jax.random.key(seed)
+  images = []
+  for i, start in enumerate(range(0, len(texts), batch)):
+    images.append(np.asarray(sd.text_to_image(
+        model, texts[start:start + batch], jax.random.fold_in(key, i), steps=steps,
+        guidance_scale=1.0 + w, height=height, width=width)))
+  x = np.clip(np.concatenate(images), -1.0, 1.0)
+  # Column per prompt: reorder [prompt, repeat] -> [repeat, prompt].
+  grid = x.reshape(len(prompts), num_per_prompt, *x.shape[1:]).swapaxes(0, 1).reshape(x.shape)
+  os.makedirs(out, exist_ok=True)
+  stem = f"pretrained_ddim{steps}_w{w}"
+  png = viz.save_image_grid(grid, os.path.join(out, f"{stem}.png"), nrow=len(prompts))
+  npz = os.path.join(out, f"{stem}.npz")
+  np.savez_compressed(npz, samples=x, prompts=np.asarray(texts))
+  return [png, npz]
+
+
 def sample_to_files(path: str, out: str, *, num: int, batch: int, seed: int,
                     **overrides) -> list[str]:
   """``sample.py --pretrained``: writes ``<tag>.png`` (a grid) and ``<tag>.npz`` into ``out``."""
   import jax
   from genjax import viz
   from genjax.sampling.catalog import tag
+  if is_text_pipeline(path):
+    raise PretrainedError(f"{path}: a text-to-image pipeline; give --prompt (or --prompts_file).")
   model = load(path)
   cfg = sampling_config(model, **overrides)
   x = sample(model, cfg, jax.random.key(seed), num, batch)

@@ -58,3 +58,14 @@ def test_sample_py_pretrained_errors(tmp_path, args, code, message):
   assert proc.returncode == code, proc.stderr
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_sample_py_prompt_and_size_need_a_text_pipeline(tmp_path):
+  folder, out = str(tmp_path / "ddpm-tiny"), str(tmp_path / "out")
+  _pipeline(folder)
+  for extra, message in ((["--prompt=a red circle"], "--prompt needs a text-to-image pipeline"),
+                         (["--height=16"], "--height/--width apply to text-to-image")):
+    proc = run_python(["sample.py", f"--pretrained={folder}", f"--out={out}", *extra])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr

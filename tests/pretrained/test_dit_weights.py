@@ -105,6 +105,7 @@ def test_diffusers_dit_parity(tmp_path):
     dit.load_dit(folder)
 
 
+@pytest.mark.slow  # the original-layout parity test checks the defaults against the authors' code
 def test_dit_options_default_to_the_authors_numerics():
   kw = dict(patch_size=2, hidden_size=32, depth=1, num_heads=2, num_classes=2)
   x, t, y = _inputs(size=4, num_classes=2)

@@ -1,6 +1,8 @@
 """A tiny Stable Diffusion 1.x pipeline (CLIP text encoder + U-Net with cross-attention + VAE +
 DDIM) saved by diffusers and run in genjax from the same initial latents: the same images."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,8 +16,7 @@ from genjax.pretrained import sd  # noqa: E402
 from tests.pretrained.test_clip_text import _write_tokenizer  # noqa: E402
 
 
-@pytest.mark.slow
-def test_text_to_image_pipeline_matches_diffusers(tmp_path):
+def _save_tiny_sd(tmp_path):
   tok_dir = str(tmp_path / "tok")
   vocab_size = _write_tokenizer(tok_dir)
   tokenizer = transformers.CLIPTokenizer.from_pretrained(tok_dir)
@@ -45,6 +46,12 @@ def test_text_to_image_pipeline_matches_diffusers(tmp_path):
   folder = str(tmp_path / "sd-tiny")
   pipe.save_pretrained(folder)
   pipe.set_progress_bar_config(disable=True)
+  return pipe, folder
+
+
+@pytest.mark.slow
+def test_text_to_image_pipeline_matches_diffusers(tmp_path):
+  pipe, folder = _save_tiny_sd(tmp_path)
   prompts = ["a small red circle", "the blue square"]
   latents = np.random.RandomState(0).randn(2, 4, 8, 8).astype(np.float32)
   with torch.no_grad():
@@ -56,3 +63,18 @@ def test_text_to_image_pipeline_matches_diffusers(tmp_path):
   img = np.clip((np.asarray(out) + 1) / 2, 0, 1)
   assert ref.shape == img.shape == (2, 16, 16, 3)
   np.testing.assert_array_less(np.abs(img - ref).max(), 1e-4)
+
+
+@pytest.mark.slow
+def test_sample_py_pretrained_prompt_end_to_end(tmp_path):
+  from tests.conftest import run_python
+  _, folder = _save_tiny_sd(tmp_path)
+  out = str(tmp_path / "out")
+  proc = run_python(["sample.py", f"--pretrained={folder}", "--prompt=a small red circle",
+                     "--prompt=the blue square", "--num_per_prompt=2", "--steps=3",
+                     "--guidance_scale=2", "--height=16", "--width=16", f"--out={out}"],
+                    check=True)
+  assert "pretrained_ddim3_w2.0.png" in proc.stdout
+  z = np.load(os.path.join(out, "pretrained_ddim3_w2.0.npz"))
+  assert z["samples"].shape == (4, 16, 16, 3) and np.isfinite(z["samples"]).all()
+  assert list(z["prompts"]) == ["a small red circle"] * 2 + ["the blue square"] * 2
