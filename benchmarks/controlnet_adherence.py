@@ -40,6 +40,12 @@ flags.DEFINE_integer("timing_reps", 20, "Interleaved timed train steps of each."
 flags.DEFINE_string("out", None, "JSON of the results.")
 flags.DEFINE_string("grid", None, "PNG of control map | samples at scales 0, 1, 2.")
 flags.DEFINE_bool("smoke", False, "Tiny sizes (an end-to-end check).")
+flags.DEFINE_string("curve_cache", None, "JSON of adherence-curve points already measured "
+                    "(step -> result); new points are added, so the curve can be measured while "
+                    "the run trains (--curve_only).")
+flags.DEFINE_bool("curve_only", False, "Only measure the curve points not yet in --curve_cache.")
+flags.DEFINE_bool("curve_from_cache", False, "Take the curve from --curve_cache as it is "
+                  "(another process measures it).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -101,26 +107,39 @@ def main(argv):
   ctype = cond_lib.get_condition(config.controlnet.condition)
   args = dict(config.controlnet.condition_args or {})
 
-  # 1. Final checkpoint, every scale.
+  # 1. The adherence curve over the saved checkpoints (at scale 1).
+  cache = {}
+  if FLAGS.curve_cache and os.path.exists(FLAGS.curve_cache):
+    with open(FLAGS.curve_cache) as f:
+      cache = {int(k): v for k, v in json.load(f).items()}
+  sample = None
+  for step in workdir_lib.saved_steps(FLAGS.workdir):
+    if step in cache or FLAGS.curve_from_cache:
+      continue
+    run, st = run_lib.restore(config, FLAGS.workdir, step)
+    sample = sample or jax.jit(run.method.sample, static_argnums=(2,))
+    r = evaluate_adherence(sample, ctype, args, st.ema_params, run.dataset, jax.random.key(0),
+                           curve_num, config.controlnet.condition, scales=(1.0,))
+    cache[int(step)] = {"step": int(step), "adherence": r["scale_1"]["adherence"],
+                        "fd_digits": r["scale_1"].get("fd_digits")}
+    print(cache[int(step)])
+    if FLAGS.curve_cache:
+      with open(FLAGS.curve_cache, "w") as f:
+        json.dump(cache, f, indent=1)
+  if FLAGS.curve_only:
+    return
+  curve = [cache[k] for k in sorted(cache)]
+  out["curve"] = curve
+
+  # 2. Final checkpoint, every scale.
   run, state = run_lib.restore(config, FLAGS.workdir)
   final_step = int(jax.device_get(state.step))
-  sample = jax.jit(run.method.sample, static_argnums=(2,))
+  sample = sample or jax.jit(run.method.sample, static_argnums=(2,))
   res = evaluate_adherence(sample, ctype, args, state.ema_params, run.dataset,
                            jax.random.key(0), num, config.controlnet.condition, scales=scales)
   res["step"] = final_step
   out["final"] = res
   print(json.dumps(res, indent=1))
-
-  # 2. The adherence curve over the saved checkpoints.
-  curve = []
-  for step in workdir_lib.saved_steps(FLAGS.workdir):
-    _, st = run_lib.restore(config, FLAGS.workdir, step)
-    r = evaluate_adherence(sample, ctype, args, st.ema_params, run.dataset, jax.random.key(0),
-                           curve_num, config.controlnet.condition, scales=(1.0,))
-    curve.append({"step": int(step), "adherence": r["scale_1"]["adherence"],
-                  "fd_digits": r["scale_1"].get("fd_digits")})
-    print(curve[-1])
-  out["curve"] = curve
   if curve:
     final = curve[-1]["adherence"]
     base_level = res["scale_0"]["adherence"]

@@ -27,6 +27,8 @@ def get_config() -> ml_collections.ConfigDict:
   data.shapes_num_train = 1_000_000  # shapes: train = images [num_test, num_test + num_train)
   data.shapes_num_test = 10_000
   data.text_len = 32           # shapes: caption token length (batch["text"])
+  data.loader = "sync"         # sync | grain (worker processes make the same batches ahead)
+  data.num_workers = 2         # grain worker processes
 
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 64

@@ -210,6 +210,10 @@ class DataConfig:
     text_len: length of the caption token rows (``batch["text"]``) of "shapes".
     seed: shuffle (and flip) seed of the training batches (``BatchIterator``); the datasets
       themselves never depend on it.
+    loader: ``"sync"`` (the train loop calls ``BatchIterator.batch_at``) or ``"grain"``
+      (``num_workers`` grain worker processes compute the batches ahead:
+      ``genjax.data.grain_loader``). The batches are bitwise the same.
+    num_workers: grain worker processes (``loader="grain"``).
   """
 
   dataset: str = "digits"
@@ -229,6 +233,8 @@ class DataConfig:
   shapes_num_train: int = field(shapes_lib.DEFAULT_NUM_TRAIN, gt=0)
   shapes_num_test: int = field(shapes_lib.DEFAULT_NUM_TEST, gt=0)
   text_len: int = field(shapes_lib.DEFAULT_TEXT_LEN, ge=2)
+  loader: str = field("sync", choices=("sync", "grain"))
+  num_workers: int = field(2, ge=0)
 
   def __post_init__(self):
     typed_config.validate(self, "data")  # types and ranges; the rules across fields follow
@@ -436,6 +442,16 @@ class BatchIterator:
     self._perm_cache: dict[int, np.ndarray] = {}
     self._cache_lock = threading.Lock()
     self._worker: Optional[_Prefetcher] = None
+
+  def __getstate__(self):
+    """Picklable (for data-loader worker processes): without the lock, cache and thread."""
+    state = dict(self.__dict__)
+    state.update(_perm_cache={}, _cache_lock=None, _worker=None)
+    return state
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._cache_lock = threading.Lock()
 
   # -- the pure part ---------------------------------------------------------------------------
 

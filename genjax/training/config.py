@@ -97,6 +97,7 @@ TRAJECTORY_FREE_FIELDS = (
     "training.keep_checkpoints", "training.num_sample_images", "training.progress",
     "training.tensorboard", "training.time_budget_s", "training.time_budget_clock",
     "training.allow_config_change", "data.data_dir", "training.xla_cpu_options",
+    "data.loader", "data.num_workers",  # the same batches, made elsewhere
 )
 # Trainer fields added after runs were saved, with the value that keeps those runs' training:
 # a saved config without the field resumes under it as if it had it (no drift).

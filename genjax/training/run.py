@@ -47,6 +47,9 @@ def build_run(config) -> Run:
   iterator = BatchIterator(dataset.train, train_cfg.batch_size, seed=data_cfg.seed,
                            batches_per_step=method.batches_per_step,
                            random_flip=data_cfg.random_flip)
+  if data_cfg.loader == "grain":  # the same batches, from worker processes
+    from genjax.data.grain_loader import GrainLoader
+    iterator = GrainLoader(iterator, num_workers=data_cfg.num_workers)
   return Run(method=method, dataset=dataset, iterator=iterator, train=train_cfg, optim=optim_cfg,
              data=data_cfg, seed=sections.seed, config_json=config.to_json_best_effort())
 

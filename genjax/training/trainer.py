@@ -115,15 +115,29 @@ def process_rows(sharding: NamedSharding, global_shape) -> slice:
   return slice(min(starts), max(stops))
 
 
-def put_batch(iterator, step: int, sharding: NamedSharding):
-  """The global batch of ``step`` as arrays sharded by ``sharding``. In a multi-process run
-  each process reads only its own rows (``iterator.batch_at(step, rows)``)."""
-  if jax.process_count() == 1:
-    return jax.device_put(iterator.batch_at(step), sharding)
+def _batch_shape(iterator) -> tuple:
   n = iterator.batches_per_step
-  global_shape = (n, iterator.batch_size) if n > 1 else (iterator.batch_size,)
-  rows = process_rows(sharding, global_shape)
-  local = iterator.batch_at(step, rows)
+  return (n, iterator.batch_size) if n > 1 else (iterator.batch_size,)
+
+
+def local_rows(iterator, sharding: NamedSharding) -> Optional[slice]:
+  """This process's rows of every global batch; None in a one-process run (all of them)."""
+  if jax.process_count() == 1:
+    return None
+  return process_rows(sharding, _batch_shape(iterator))
+
+
+def put_batch(iterator, step: int, sharding: NamedSharding, stream=None):
+  """The global batch of ``step`` as arrays sharded by ``sharding``. In a multi-process run
+  each process reads only its own rows (``iterator.batch_at(step, rows)``); with a ``stream``
+  (a data loader's, positioned at ``step``) the batch is its next one."""
+  if stream is not None:
+    local = next(stream)
+  else:
+    local = iterator.batch_at(step, local_rows(iterator, sharding))
+  if jax.process_count() == 1:
+    return jax.device_put(local, sharding)
+  global_shape = _batch_shape(iterator)
   return jax.tree.map(
       lambda a: jax.make_array_from_process_local_data(
           sharding, a, global_shape + a.shape[len(global_shape):]), local)
@@ -165,9 +179,8 @@ def make_train_step(method: Method, cfg: TrainConfig) -> Callable:
   """
   filt, _, ema_update = _ema_fns(method, cfg)
 
-  # Methods with their own train_step (VQ-VAE, GANs, the dVAE) have no loss to differentiate.
   grad_fn = (jax.value_and_grad(method.loss, has_aux=True) if method.loss is not None
-             else None)
+             else None)  # methods with their own train_step give no loss
   accum = cfg.grad_accum_steps
 
   def default_step(state: TrainState, batch, key):
@@ -344,6 +357,7 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
   state = init_state(method, tx, jax.random.key(seed), example, train_cfg, mesh)
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=train_cfg.keep_checkpoints)
+  data_state = None
   if ckpt.latest_step() is not None:
     try:
       restored = ckpt.restore(state.checkpoint_items())  # verified; damaged steps are skipped
@@ -356,12 +370,18 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
                       "%s were moved to %s.", restored.step,
                       ", ".join(str(s) for s, _ in restored.damaged), moved)
     items, meta = restored.items, restored.meta
+    data_state = meta.get("data_state")
     state = state.from_checkpoint_items(items)
     if meta.get("data_position") != int(items["step"]):
       raise ValueError(f"Checkpoint meta data_position={meta.get('data_position')} does not match "
                        f"step {int(items['step'])}.")
     logging.info("Resumed from step %d in %s", int(items["step"]), ckpt.directory)
   start = int(jax.device_get(state.step))
+  # A data loader (genjax.data.grain_loader) streams the batches from worker processes,
+  # resuming from the position saved in the checkpoint.
+  stream = None
+  if hasattr(iterator, "stream") and start < train_cfg.num_steps:
+    stream = iterator.stream(start, local_rows(iterator, data_sharding), state=data_state)
   if start > train_cfg.num_steps:
     ckpt.close()
     raise ValueError(
@@ -401,8 +421,9 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
     bad = int(jax.device_get(state.nonfinite_step))
     if bad >= 0:
       raise NonFiniteLossError(_nonfinite_message(bad, ckpt, own_optim))
+    extra = {} if stream is None else {"data_state": stream.get_state()}
     ckpt.save(step, state.checkpoint_items(),
-              dict(data_position=step, seed=seed, **(run_meta or {})))
+              dict(data_position=step, seed=seed, **extra, **(run_meta or {})))
 
   def write_samples(step: int):
     samples = np.asarray(jax.device_get(jit_sample(state.ema_params, sample_key)))
@@ -428,7 +449,7 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
   try:
     with _stop_on_signal() as flag:
       while step < train_cfg.num_steps:
-        batch = put_batch(iterator, step, data_sharding)
+        batch = put_batch(iterator, step, data_sharding, stream)
         with jax.transfer_guard_host_to_device("disallow"):  # no hidden copies in the hot loop
           state, metrics_sum = jit_step(state, metrics_sum, batch)
         step += 1
@@ -467,6 +488,8 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
             f"Run the same command again to resume.")
   finally:
     failing = sys.exc_info()[0] is not None  # do not mask the error on its way up
+    if stream is not None:
+      stream.close()
     if pbar is not None:
       pbar.close()
     logger.close()

@@ -33,7 +33,7 @@ def tiny_controlnet_config(base_workdir, steps=3):
   c.controlnet.hint_channels = (4, 8)
   c.sampling.steps = 4
   t = c.training
-  t.batch_size, t.num_steps, t.log_every, t.sample_every, t.ckpt_every = 16, steps, 1, steps, steps
+  t.batch_size, t.num_steps, t.log_every, t.sample_every, t.ckpt_every = 16, steps, 1, 0, steps
   t.num_sample_images, t.progress, t.tensorboard = 4, False, False
   c.optim.warmup_steps = 0
   return c
@@ -72,8 +72,7 @@ def test_train_steps_change_only_controlnet_and_start_at_the_base(base_run, tmp_
   assert opt_leaves < 2 * n_params + 10  # Adam's two moments of ControlNet's params, nothing else
   rows = [json.loads(line) for line in open(os.path.join(wd, "metrics.jsonl"))]
   assert rows[-1]["step"] == 3 and np.isfinite(rows[-1]["loss"])
-  assert rows[-1]["train_step_traces"] == 1
-  assert os.path.exists(os.path.join(wd, "samples", "step_0000003.png"))
+  assert rows[-1]["train_step_traces"] == 1  # compiled once (the grids: the CLI test)
 
 
 def test_mismatched_or_missing_base_is_refused_in_one_line(base_run, tmp_path):

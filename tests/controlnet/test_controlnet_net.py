@@ -161,3 +161,32 @@ def test_controlnet_copies_a_cross_attention_base():
   out = jax.jit(lambda: cm.controlled_apply(unet, [net], base, [ctrl], x, t, cond))()
   ref = jax.jit(lambda: unet.apply({"params": base}, x, t, context=ctx))()
   np.testing.assert_array_equal(_bits(out), _bits(ref))
+
+
+def test_guess_mode_through_the_sampling_cores_guidance(setup):
+  """The cond pytree goes through the core's classifier-free guidance: in guess mode the null
+  branch has scale 0 (the base), so (1 + w) eps(x, c) - w eps(x) guides by the control."""
+  from genjax.sampling import registry, schedules
+  unet, net, base, ctrl, x, t = setup
+  sched = schedules.get_schedule("linear", 20)
+  trained = {k: (jax.tree.map(lambda a: a + 0.02, v) if k.startswith("zero") else v)
+             for k, v in ctrl.items()}
+  c = jax.random.uniform(jax.random.key(9), (3, 8, 8, 1))
+  cond = cm.make_condition([c], [1.0])
+
+  def model(p, guess):
+    fn = lambda xx, tt, cc: cm.controlled_apply(unet, [net], base, [p], xx, tt, cc,
+                                                guess_mode=(guess,))
+    return registry.Model(process=sched, model_fn=fn, null_cond=cm.null_condition(None, True))
+
+  cfg = registry.SamplingConfig(sampler="ddim", steps=2, guidance_scale=1.0, eta=0.0)
+  plain_cfg = registry.SamplingConfig(sampler="ddim", steps=2, eta=0.0)
+  run = jax.jit(lambda p, conf: registry.run(model(p, True), conf, jax.random.key(0),
+                                             (3, 8, 8, 1), cond=cond), static_argnums=1)
+  base_only = registry.run(model(ctrl, True), plain_cfg, jax.random.key(0), (3, 8, 8, 1),
+                           cond=cm.make_condition([c], [0.0]))
+  # at initialisation both branches are the base: guidance changes nothing
+  np.testing.assert_allclose(run(ctrl, cfg), base_only, atol=1e-5)
+  # trained: the guided samples move further from the base than the unguided ones
+  guided, unguided = run(trained, cfg), run(trained, plain_cfg)
+  assert float(jnp.abs(guided - base_only).mean()) > float(jnp.abs(unguided - base_only).mean())

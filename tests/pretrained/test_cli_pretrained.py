@@ -35,7 +35,13 @@ def test_sample_py_pretrained_end_to_end(tmp_path):
   assert files == ["pretrained_ddim5_eta0.0.npz", "pretrained_ddim5_eta0.0.png"], files
   x = np.load(os.path.join(out, files[0]))["samples"]
   assert x.shape == (3, 8, 8, 3) and np.isfinite(x).all() and np.abs(x).max() <= 1.0
-  # The scheduler's own class (DDPMScheduler) picks ancestral sampling by default.
+
+
+@pytest.mark.slow
+def test_sample_py_pretrained_model_folder_defaults_to_the_schedulers_sampler(tmp_path):
+  folder, out = str(tmp_path / "ddpm-tiny"), str(tmp_path / "out")
+  _pipeline(folder)
+  # The unet/ folder alone: the scheduler from ../scheduler; DDPMScheduler -> ancestral DDPM.
   proc = run_python(["sample.py", f"--pretrained={os.path.join(folder, 'unet')}", "--num=2",
                      f"--out={out}"], check=True)
   assert "pretrained_ddpm" in proc.stdout

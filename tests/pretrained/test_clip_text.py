@@ -75,7 +75,7 @@ def test_tokenizer_matches_transformers(tmp_path):
     clip_text.load_tokenizer(folder)
 
 
-@pytest.mark.parametrize("legacy_eos", [True, False])
+@pytest.mark.parametrize("legacy_eos", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_text_encoder_parity(tmp_path, legacy_eos):
   tok_dir = str(tmp_path / "tokenizer")
   vocab_size = _write_tokenizer(tok_dir)

@@ -1,9 +1,12 @@
 """The reference configurations convert to modules with the published parameter counts
 (shapes only, no memory)."""
 
+import pytest
+
 from genjax.pretrained import counts
 
 
+@pytest.mark.slow  # test_reference_layouts.py checks the same counts against the real layouts
 def test_reference_parameter_counts_equal_the_published_ones():
   got = counts.reference_counts()
   for name in ("ddpm_cifar10", "dit_xl_2", "clip_text_l14"):

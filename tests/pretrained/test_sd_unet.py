@@ -22,6 +22,7 @@ TINY = dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(12
             attention_head_dim=4, norm_num_groups=32)
 
 
+@pytest.mark.slow
 def test_sd_unet_parity(tmp_path):
   torch.manual_seed(0)
   m = diffusers.UNet2DConditionModel(**TINY).eval()

@@ -101,6 +101,7 @@ def test_export_round_trip_is_bitwise_and_opens_in_diffusers(tmp_path):
                                1e-6)
 
 
+@pytest.mark.slow
 def test_a_genjax_trained_unet_exports_to_diffusers(tmp_path):
   """A model built in genjax (reference layout, label-conditional) opens in diffusers."""
   kw = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,), dropout=0.0,
@@ -190,6 +191,7 @@ def test_bad_files_each_give_one_clear_error(tmp_path):
     unet2d.load_unet2d(bad)
 
 
+@pytest.mark.slow
 def test_torch_bin_and_sharded_folders_read_the_same(tmp_path):
   m, folder = _save(tmp_path, "diffusers_defaults")
   _, _, params = unet2d.load_unet2d(folder)
@@ -238,6 +240,7 @@ def test_scheduler_errors():
     scheduler.scheduler_config({"_class_name": "FlowMatchEulerDiscreteScheduler"})
 
 
+@pytest.mark.slow
 def test_ddim_sampling_matches_diffusers_from_the_same_noise(tmp_path):
   """genjax's DDIM (registry, eta=0) and diffusers' DDIMScheduler loop on the converted
   model, from the same x_T: the same samples."""

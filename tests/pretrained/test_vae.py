@@ -40,7 +40,7 @@ def _nchw(a):
   return np.asarray(a).transpose(0, 3, 1, 2)
 
 
-@pytest.mark.parametrize("cls", ["AutoencoderKL", "VQModel"])
+@pytest.mark.parametrize("cls", ["AutoencoderKL", pytest.param("VQModel", marks=pytest.mark.slow)])
 def test_first_stage_parity_and_round_trip(tmp_path, cls):
   m, folder = _save(tmp_path, cls, **({"scaling_factor": 0.18215} if cls == "AutoencoderKL"
                                        else {"num_vq_embeddings": 16}))

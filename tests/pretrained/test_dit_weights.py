@@ -68,6 +68,7 @@ def test_original_checkpoint_parity_and_round_trip(tmp_path):
     dit.load_dit(str(tmp_path / "bad_pos.pt"))
 
 
+@pytest.mark.slow
 def test_diffusers_dit_parity(tmp_path):
   diffusers = pytest.importorskip("diffusers")
   m = diffusers.DiTTransformer2DModel(num_attention_heads=4, attention_head_dim=16,
