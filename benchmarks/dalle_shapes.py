@@ -38,6 +38,8 @@ flags.DEFINE_list("candidates", ["1", "8"], "Numbers of candidates per caption (
 flags.DEFINE_string("scorer", "adherence", "Reranking scorer: adherence (shapes classifier).")
 flags.DEFINE_integer("num_real", 1000, "Real test images for the FD reference.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
+flags.DEFINE_integer("fd_captions", 0, "Also FD and adherence of one sample for each of the first "
+                     "N test captions (seen or not), beside the real images' FD (0: skip).")
 flags.DEFINE_string("out", None, "JSON results file.")
 flags.DEFINE_string("png", None, "PNG of captions' samples (rows: no rerank, reranked, real).")
 FLAGS = flags.FLAGS
@@ -92,7 +94,21 @@ def fd(f1, f2) -> float:
                                 f2.mean(0), np.cov(f2, rowvar=False)))
 
 
-def benchmark(workdir, num_prompts=64, candidates=(1, 8), num_real=1000, seed=0, png=None):
+def fd_on_test_captions(model, params, run, n, f_ref, seed=0, chunk=100) -> dict:
+  """FD and adherence of one sample for each of the first ``n`` test captions, and the FD of
+  those real images (the floor at that N)."""
+  from genjax.metrics.adherence import caption_adherence
+  real = run.dataset.test.get(np.arange(n))
+  fn = jax.jit(lambda k, t: model.sample(params, k, t))
+  gen = np.concatenate([np.asarray(fn(jax.random.key(seed + i), jnp.asarray(real["text"][s:s + chunk])))
+                        for i, s in enumerate(range(0, n, chunk))])
+  return {"n": n, "fd_generated_vs_ref": fd(features(gen), f_ref),
+          "fd_real_vs_ref": fd(features(real["x"]), f_ref),
+          "adherence_generated": caption_adherence(gen, real)["adherence"]}
+
+
+def benchmark(workdir, num_prompts=64, candidates=(1, 8), num_real=1000, seed=0, png=None,
+              fd_captions=0):
   from genjax.dalle import rerank as rerank_lib
   from genjax.dalle.method import build_dalle_model
   from genjax.data import shapes
@@ -142,6 +158,8 @@ def benchmark(workdir, num_prompts=64, candidates=(1, 8), num_real=1000, seed=0,
   if png:
     from genjax import viz
     viz.save_image_grid(np.concatenate(grids), png, nrow=16)
+  if fd_captions:
+    result["test_captions"] = fd_on_test_captions(model, params, run, fd_captions, f_ref, seed)
   result["prompts"] = shapes.captions(idx[:16] + run.dataset.test.start, run.dataset.test.cfg)
   return result
 
@@ -154,7 +172,7 @@ def main(argv):
     raise app.UsageError("--scorer: only 'adherence' is available (no trained CLIP model ships).")
   cands = [int(c) for c in FLAGS.candidates]
   result = benchmark(FLAGS.dalle_workdir, FLAGS.num_prompts, cands, FLAGS.num_real, FLAGS.seed,
-                     FLAGS.png)
+                     FLAGS.png, FLAGS.fd_captions)
   print(json.dumps(result, indent=2, default=float))
   if FLAGS.out:
     with open(FLAGS.out, "w") as f:

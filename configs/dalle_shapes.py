@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   dalle.top_p = 1.0
 
   config.training.batch_size = 32
-  config.training.num_steps = 3_000   # sized for a small shared CPU; more is better
+  config.training.num_steps = 1_500   # sized for a small shared CPU; more is better
   config.training.sample_every = 1_000
   config.training.ckpt_every = 500
   config.training.num_sample_images = 16

@@ -35,6 +35,7 @@ def dvae_workdir(tmp_path_factory):
   return wd
 
 
+@pytest.mark.slow
 def test_dalle_trains_and_samples_through_the_cli(dvae_workdir, tmp_path):
   wd = str(tmp_path / "dalle")
   common = ["--config=configs/dalle_digits.py", f"--config.dalle.dvae_workdir={dvae_workdir}"]
@@ -51,7 +52,7 @@ def test_dalle_trains_and_samples_through_the_cli(dvae_workdir, tmp_path):
   assert samples.shape == (4, 8, 8, 1) and np.all(np.abs(samples) <= 1)
 
 
-def test_a_workdir_without_a_dvae_is_refused_with_one_line(dvae_workdir, tmp_path):
+def test_a_workdir_without_a_dvae_is_refused_with_one_line(tmp_path):
   # a dalle run pointed at a workdir that holds something else (here: nothing, then a
   # non-dvae run) stops before any work with one line naming the setting
   bad = str(tmp_path / "empty")
@@ -63,24 +64,31 @@ def test_a_workdir_without_a_dvae_is_refused_with_one_line(dvae_workdir, tmp_pat
   lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
   assert len(lines) == 1 and "dalle.dvae_workdir" in lines[0], r.stderr[-2000:]
   assert "Traceback" not in r.stderr
-  cfg = json.load(open(os.path.join(dvae_workdir, "config.json")))
-  cfg["method"] = "mae"
+  from configs import mae as mae_config
   os.makedirs(str(tmp_path / "mae"))
-  json.dump(cfg, open(str(tmp_path / "mae" / "config.json"), "w"))
+  with open(str(tmp_path / "mae" / "config.json"), "w") as f:
+    f.write(mae_config.get_config().to_json_best_effort())
   r = _run(["train.py", "--config=configs/dalle_digits.py", f"--workdir={wd}",
             f"--config.dalle.dvae_workdir={tmp_path / 'mae'}"] + DALLE_SMALL)
   lines = [l for l in r.stderr.strip().splitlines() if l.strip()]
   assert r.returncode != 0 and len(lines) == 1 and "'mae' run, not a dvae" in lines[0]
 
 
-def test_loss_weights_text_one_eighth_image_seven_eighths(dvae_workdir):
-  from configs import dalle_digits
+def test_loss_weights_text_one_eighth_image_seven_eighths(monkeypatch):
+  from configs import dalle_digits, dvae_digits
+  from genjax.dalle import method as dalle_method
+  from genjax.dalle.dvae import make_dvae_model
   from genjax.dalle.method import build_dalle_model, label_text
   from genjax.types import DataSpec
+  spec = DataSpec((8, 8, 1), 10)
+  dcfg = dvae_digits.get_config()
+  dcfg.model.channels, dcfg.model.num_res_blocks, dcfg.dvae.num_codes = (16,), 0, 16
+  dvae, _ = make_dvae_model(dcfg, spec)
+  dvae_params = dvae.init(jax.random.key(5), jnp.zeros((2, 8, 8, 1)))
+  monkeypatch.setattr(dalle_method, "load_dvae", lambda cfg, spec, name=None: (dvae, dvae_params))
   config = dalle_digits.get_config()
-  config.dalle.dvae_workdir = dvae_workdir
   config.dalle.dim, config.dalle.depth, config.dalle.num_heads = 16, 2, 2
-  model, method = build_dalle_model(config, DataSpec((8, 8, 1), 10))
+  model, method = build_dalle_model(config, spec)
   x = jax.random.uniform(jax.random.key(0), (3, 8, 8, 1), minval=-1, maxval=1)
   batch = {"x": x, "label": jnp.array([1, 4, 7])}
   params, _ = method.init(jax.random.key(1), batch)

@@ -85,6 +85,7 @@ def test_cosine_anneal_ends():
   assert all(f(a) > f(a + 10) for a in range(0, 90, 10))
 
 
+@pytest.mark.slow
 def test_dvae_trains_through_the_cli_and_reports_codes(tmp_path):
   wd = str(tmp_path / "dvae")
   env = dict(os.environ, JAX_PLATFORMS="cpu")

@@ -119,6 +119,7 @@ def test_encoder_sees_only_visible_patches():
   np.testing.assert_allclose(np.asarray(p1), np.asarray(p2), atol=1e-6)   # prediction unchanged
 
 
+@pytest.mark.slow
 def test_mae_trains_through_the_cli(tmp_path):
   wd = str(tmp_path / "mae")
   env = dict(os.environ, JAX_PLATFORMS="cpu")
