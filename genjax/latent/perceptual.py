@@ -67,15 +67,25 @@ def lpips_perceptual(weights: Optional[str]) -> PerceptualFn:
   return fn
 
 
-def shapes_perceptual() -> PerceptualFn:
-  """The distance in the shipped shapes attribute classifier's layers (RGB shapes images)."""
-  from genjax.metrics import shapes_classifier as sc  # shipped with the shapes dataset
-  return sc.perceptual_fn()
+def shapes_perceptual(path: Optional[str] = None) -> PerceptualFn:
+  """The distance in the shipped shapes attribute classifier's conv and feature layers (RGB)."""
+  from genjax.metrics import shapes_classifier as sc
+  params = jax.tree.map(jnp.asarray, sc.load_classifier_params(path)[0])
+  net = sc.ShapesCNN()
+
+  def feats(x):
+    x = sc.resize_to_shapes(x.astype(jnp.float32))
+    (f, _), state = net.apply({"params": params}, x, capture_intermediates=True)
+    inter = state["intermediates"]
+    convs = [inter[k]["__call__"][0] for k in sorted(inter) if k.startswith("Conv")]
+    return convs + [f[:, None, :]]
+
+  return lambda x, y: feature_distance(feats(x), feats(y))
 
 
 def make_perceptual(kind: str, image_shape, lpips_weights: str = "") -> Optional[PerceptualFn]:
   """The perceptual distance named by ``kind`` (``auto``: LPIPS if weights are given, else the
-  digits classifier on grey images, else the shapes classifier on RGB images, else none).
+  digits classifier on grey images, else the shapes classifier on RGB images).
 
   Raises:
     ValueError: an unknown kind, or one that cannot take these images.
@@ -89,10 +99,7 @@ def make_perceptual(kind: str, image_shape, lpips_weights: str = "") -> Optional
     elif channels == 1:
       kind = "digits"
     else:
-      try:
-        return shapes_perceptual()
-      except (ImportError, AttributeError, FileNotFoundError):
-        return None
+      kind = "shapes"
   if kind == "none":
     return None
   if kind == "digits":
