@@ -38,20 +38,25 @@ def feature_distance(feats_x: list, feats_y: list) -> Array:
   return total
 
 
-def digits_perceptual(path: Optional[str] = None) -> PerceptualFn:
-  """The distance in the shipped digits classifier's conv and feature layers (grey images)."""
-  from genjax.metrics import digits_classifier as dc
-  params = jax.tree.map(jnp.asarray, dc.load_classifier_params(path)[0])
-  net = dc.DigitsCNN()
+def _classifier_perceptual(net, params, resize) -> PerceptualFn:
+  """The distance in a shipped classifier's conv layers and feature layer."""
+  params = jax.tree.map(jnp.asarray, params)
 
   def feats(x):
-    x = dc.resize_to_digits(x.astype(jnp.float32))
-    (f, _), state = net.apply({"params": params}, x, capture_intermediates=True)
+    (f, _), state = net.apply({"params": params}, resize(x.astype(jnp.float32)),
+                              capture_intermediates=True)
     inter = state["intermediates"]
     convs = [inter[k]["__call__"][0] for k in sorted(inter) if k.startswith("Conv")]
     return convs + [f[:, None, :]]
 
   return lambda x, y: feature_distance(feats(x), feats(y))
+
+
+def digits_perceptual(path: Optional[str] = None) -> PerceptualFn:
+  """The distance in the shipped digits classifier's conv and feature layers (grey images)."""
+  from genjax.metrics import digits_classifier as dc
+  return _classifier_perceptual(dc.DigitsCNN(), dc.load_classifier_params(path)[0],
+                                dc.resize_to_digits)
 
 
 def lpips_perceptual(weights: Optional[str]) -> PerceptualFn:
@@ -70,17 +75,8 @@ def lpips_perceptual(weights: Optional[str]) -> PerceptualFn:
 def shapes_perceptual(path: Optional[str] = None) -> PerceptualFn:
   """The distance in the shipped shapes attribute classifier's conv and feature layers (RGB)."""
   from genjax.metrics import shapes_classifier as sc
-  params = jax.tree.map(jnp.asarray, sc.load_classifier_params(path)[0])
-  net = sc.ShapesCNN()
-
-  def feats(x):
-    x = sc.resize_to_shapes(x.astype(jnp.float32))
-    (f, _), state = net.apply({"params": params}, x, capture_intermediates=True)
-    inter = state["intermediates"]
-    convs = [inter[k]["__call__"][0] for k in sorted(inter) if k.startswith("Conv")]
-    return convs + [f[:, None, :]]
-
-  return lambda x, y: feature_distance(feats(x), feats(y))
+  return _classifier_perceptual(sc.ShapesCNN(), sc.load_classifier_params(path)[0],
+                                sc.resize_to_shapes)
 
 
 def make_perceptual(kind: str, image_shape, lpips_weights: str = "") -> Optional[PerceptualFn]:
