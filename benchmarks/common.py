@@ -299,6 +299,32 @@ def sample(method, params, num: int, *, seed: int = 0, batch: Optional[int] = No
   return Samples(np.asarray(x), time.time() - t0, method.sample_tag)
 
 
+# -- captions (text-to-image on the shapes) ---------------------------------------------------
+
+
+def seen_captions(run, num_steps: int) -> set:
+  """Captions of every training image the run's batches held in its first ``num_steps``."""
+  from genjax.data import shapes
+  src = run.dataset.train
+  idx = np.unique(np.concatenate([np.asarray(run.iterator.indices_at(s)).reshape(-1)
+                                  for s in range(num_steps)]))
+  return set(shapes.captions(idx + src.start, src.cfg))
+
+
+def never_paired_prompts(run, num: int, seen: set, scan: int = 20_000):
+  """The first ``num`` test indices whose caption is not in ``seen``."""
+  from genjax.data import shapes
+  src = run.dataset.test
+  out = []
+  for start in range(0, min(scan, len(src)), 1000):
+    idx = np.arange(start, min(start + 1000, len(src)))
+    caps = shapes.captions(idx + src.start, src.cfg)
+    out += [int(i) for i, c in zip(idx, caps) if c not in seen]
+    if len(out) >= num:
+      break
+  return np.asarray(out[:num])
+
+
 # -- output ---------------------------------------------------------------------------------
 
 

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from benchmarks.common import never_paired_prompts, seen_captions
+
 flags.DEFINE_string("dalle_workdir", None, "A trained dalle run on shapes.")
 flags.DEFINE_integer("num_prompts", 64, "Never-paired test captions to evaluate.")
 flags.DEFINE_list("candidates", ["1", "8"], "Numbers of candidates per caption (1: no rerank).")
@@ -43,29 +45,6 @@ flags.DEFINE_integer("fd_captions", 0, "Also FD and adherence of one sample for 
 flags.DEFINE_string("out", None, "JSON results file.")
 flags.DEFINE_string("png", None, "PNG of captions' samples (rows: no rerank, reranked, real).")
 FLAGS = flags.FLAGS
-
-
-def seen_captions(run, num_steps: int) -> set:
-  """Captions of every training image the run's batches held in its first ``num_steps``."""
-  from genjax.data import shapes
-  src = run.dataset.train
-  idx = np.unique(np.concatenate([np.asarray(run.iterator.indices_at(s)).reshape(-1)
-                                  for s in range(num_steps)]))
-  return set(shapes.captions(idx + src.start, src.cfg))
-
-
-def never_paired_prompts(run, num: int, seen: set, scan: int = 20_000):
-  """The first ``num`` test indices whose caption is not in ``seen``."""
-  from genjax.data import shapes
-  src = run.dataset.test
-  out = []
-  for start in range(0, min(scan, len(src)), 1000):
-    idx = np.arange(start, min(start + 1000, len(src)))
-    caps = shapes.captions(idx + src.start, src.cfg)
-    out += [int(i) for i, c in zip(idx, caps) if c not in seen]
-    if len(out) >= num:
-      break
-  return np.asarray(out[:num])
 
 
 def adherence_scorer():
