@@ -24,6 +24,7 @@ Usage:
   python -m benchmarks.unet_speed --torch               # ... and the PyTorch reference beside
   python -m benchmarks.unet_speed --configs small --repeats 3 --out /tmp/unet_speed.json
   python -m benchmarks.unet_speed --dtype bfloat16      # mixed precision (GPU/TPU)
+  python -m benchmarks.unet_speed --torch --presets=default,no_ynn,ynn_dot   # XLA CPU options
   python -m benchmarks.unet_speed --smoke               # a quick end-to-end check
 
 ``--smoke``: the small configuration at batch 2, one timed round after none, a 256^2 matmul
@@ -66,6 +67,9 @@ flags.DEFINE_integer("matmul_size", 2048, "n of the n x n float32 matmul that gi
                      "reference rate.", lower_bound=1)
 flags.DEFINE_bool("torch", False, "Also time the PyTorch reference (diffusers UNet2DModel; "
                   "needs the bench extra) in this process.")
+flags.DEFINE_list("presets", ["default"], "XLA CPU compiler-option presets "
+                  "(genjax.training.compile_opts.PRESETS) to compile genjax's executables with; "
+                  "each is timed in the same rounds.")
 flags.DEFINE_string("out", None, "Write the results as JSON here.")
 flags.DEFINE_bool("smoke", False, "A quick end-to-end check: small, batch 2, one round, a "
                   "256^2 matmul; the figures mean nothing.")
@@ -102,8 +106,10 @@ def make_matmul(n: int):
   return (lambda: jax.block_until_ready(mm(a, b))), 2.0 * n ** 3
 
 
-def jax_case(name: str, kwargs: dict, batch: int, dtype) -> tuple[dict, dict]:
-  """Builds and compiles genjax's train step and forward; returns (info, {op: callable})."""
+def jax_case(name: str, kwargs: dict, batch: int, dtype,
+             compiler_options: dict | None = None) -> tuple[dict, dict]:
+  """Builds and compiles genjax's train step and forward (with XLA ``compiler_options``, e.g. a
+  preset of ``genjax.training.compile_opts.PRESETS``); returns (info, {op: callable})."""
   net = UNet(dtype=dtype, **kwargs)
   x = jax.random.uniform(jax.random.key(1), (batch, 32, 32, 3), jnp.float32, -1, 1)
   t = jnp.arange(batch, dtype=jnp.int32) * (1000 // batch)
@@ -145,11 +151,11 @@ def jax_case(name: str, kwargs: dict, batch: int, dtype) -> tuple[dict, dict]:
 
   train_jit = jax.jit(train_step, donate_argnums=(0, 1, 2))
   c0 = time.perf_counter()
-  train_compiled = train_jit.lower(params, ema, opt_state, x, key).compile()
+  train_compiled = train_jit.lower(params, ema, opt_state, x, key).compile(compiler_options)
   train_compile_s = time.perf_counter() - c0
   fwd_jit = jax.jit(forward)
   c0 = time.perf_counter()
-  fwd_compiled = fwd_jit.lower(params, x, t).compile()
+  fwd_compiled = fwd_jit.lower(params, x, t).compile(compiler_options)
   fwd_compile_s = time.perf_counter() - c0
 
   train_flops, fwd_flops = _flops(train_compiled), _flops(fwd_compiled)
@@ -163,6 +169,7 @@ def jax_case(name: str, kwargs: dict, batch: int, dtype) -> tuple[dict, dict]:
   def fwd():
     jax.block_until_ready(fwd_compiled(carry["state"][0], x, t))
 
+  train.compiled, fwd.compiled = train_compiled, fwd_compiled  # for profiling tools
   info = dict(
       config=name, kwargs={k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
       params=num_params, batch=batch, dtype=jnp.dtype(dtype).name,
@@ -245,9 +252,19 @@ def main(argv):
         f"median of {FLAGS.repeats} after {FLAGS.warmup} warm-up", flush=True)
   matmul, matmul_flops = make_matmul(FLAGS.matmul_size)
   results = []
+  from genjax.training import compile_opts
+  presets = [p.strip() for p in FLAGS.presets if p.strip()] or ["default"]
+  bad = [p for p in presets if p not in compile_opts.PRESETS]
+  if bad:
+    raise cli.UsageError(f"unknown --presets {bad}; choose from {sorted(compile_opts.PRESETS)}.")
   for name in names:
-    info, ops = jax_case(name, CONFIGS[name], FLAGS.batch, dtype)
+    info, ops = jax_case(name, CONFIGS[name], FLAGS.batch, dtype,
+                         dict(compile_opts.PRESETS[presets[0]]) or None)
     calls = {"fwd": ops["fwd"], "mm": matmul, "train": ops["train"], "mm2": matmul}
+    for p in presets[1:]:  # the other presets, timed in the same rounds
+      _, p_ops = jax_case(name, CONFIGS[name], FLAGS.batch, dtype,
+                          dict(compile_opts.PRESETS[p]) or None)
+      calls.update({f"fwd@{p}": p_ops["fwd"], f"train@{p}": p_ops["train"]})
     if FLAGS.torch:
       t_info, t_ops = torch_case(name, CONFIGS[name], FLAGS.batch)
       t_mm = torch_matmul(FLAGS.matmul_size)
@@ -264,6 +281,9 @@ def main(argv):
              fwd_s=med["fwd"], fwd_img_s=FLAGS.batch / med["fwd"],
              fwd_gflops=info["fwd_gflop"] / med["fwd"], fwd_times_s=times["fwd"],
              matmul_gflops=mm_gflops)
+    r["preset"] = presets[0]
+    r["presets"] = {p: dict(train_img_s=FLAGS.batch / med[f"train@{p}"],
+                            fwd_img_s=FLAGS.batch / med[f"fwd@{p}"]) for p in presets[1:]}
     r["train_frac_matmul"] = r["train_gflops"] / mm_gflops
     r["fwd_frac_matmul"] = r["fwd_gflops"] / mm_gflops
     if FLAGS.torch:
@@ -289,6 +309,12 @@ def main(argv):
   print(f"%mm: achieved GFLOP/s (XLA's count) over a {FLAGS.matmul_size}^2 float32 matmul's, "
         "timed in the same rounds")
   for r in results:
+    for p, v in r["presets"].items():
+      print(f"{r['config']} with preset {p}: train {v['train_img_s']:.2f} img/s "
+            f"({v['train_img_s'] / r['train_img_s']:.2f}x {r['preset']}), fwd {v['fwd_img_s']:.2f} "
+            f"img/s ({v['fwd_img_s'] / r['fwd_img_s']:.2f}x {r['preset']})"
+            + (f"; genjax / torch: train {v['train_img_s'] / r['torch']['train_img_s']:.2f}x, "
+               f"fwd {v['fwd_img_s'] / r['torch']['fwd_img_s']:.2f}x" if "torch" in r else ""))
     if "torch" in r:
       t = r["torch"]
       print(f"torch {r['config']}: {t['params'] / 1e6:.2f}M params | train {t['train_img_s']:.2f} "
@@ -301,7 +327,8 @@ def main(argv):
                    cpus=os.cpu_count(), python=platform.python_version(),
                    xla_flags=os.environ.get("XLA_FLAGS", ""),
                    args={k: FLAGS[k].value for k in ("configs", "batch", "repeats", "warmup",
-                                                       "dtype", "matmul_size", "torch")},
+                                                       "dtype", "matmul_size", "torch",
+                                                       "presets")},
                    results=results)
     with open(FLAGS.out, "w") as f:
       json.dump(payload, f, indent=2)

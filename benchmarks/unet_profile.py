@@ -1,0 +1,198 @@
+"""Where the DDPM U-Net's train step spends its time: a per-op profile from XLA's own trace.
+
+Builds the train step of ``benchmarks.unet_speed`` (forward, backward, Adam, EMA), runs it under
+``jax.profiler`` and reads the trace back (``jax.profiler.ProfileData``): on the CPU backend
+every thunk the executable runs (a fusion, a YNNPACK/oneDNN library call, a copy) is one event
+on an XLA worker thread, named after its HLO instruction. Each instruction is mapped through
+the compiled HLO's metadata (``op_name``, e.g. ``jit(train_step)/transpose(jvp(UNet))/
+down_1_block_0/norm1/reduce_sum``) to
+
+  * the pass: forward, backward (``transpose(...)``), or the optimizer/EMA update;
+  * the layer kind: convolution, dense (attention/time projections), GroupNorm, attention
+    (softmax and its matmuls), dropout (its random bits), elementwise/other;
+  * the primitive at the root of the fusion.
+
+Times are summed over worker threads (CPU time: with 2 threads, about twice the wall time) and
+divided by the number of traced steps.
+
+Usage:
+  python -m benchmarks.unet_profile --config=small --batch=8
+  python -m benchmarks.unet_profile --config=cifar10 --batch=8 --steps=3 --top=30
+  python -m benchmarks.unet_profile --dump_hlo=/tmp/unet_train.hlo   # the compiled program too
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import json
+import re
+import tempfile
+import time
+
+from absl import flags
+import jax
+import jax.numpy as jnp
+
+from benchmarks import unet_speed
+
+FLAGS = flags.FLAGS  # --batch and --out are those of benchmarks.unet_speed
+flags.DEFINE_enum("config", "small", sorted(unet_speed.CONFIGS), "U-Net configuration.")
+flags.DEFINE_integer("steps", 3, "Traced train steps.", lower_bound=1)
+flags.DEFINE_integer("top", 20, "How many of the costliest instructions to list.", lower_bound=0)
+flags.DEFINE_enum("executable", "train", ["train", "fwd"], "Which executable to profile.")
+flags.DEFINE_string("preset", "default", "XLA CPU compiler-option preset "
+                    "(genjax.training.compile_opts.PRESETS) to compile with.")
+flags.DEFINE_string("dump_hlo", None, "Also write the compiled HLO text here.")
+
+_INSTR = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\w+\[[\d,]*\])?.*?metadata=\{([^}]*)\}")
+_OPNAME = re.compile(r'op_name="([^"]*)"')
+
+
+def hlo_metadata(hlo_text: str) -> dict[str, tuple[str, str]]:
+  """Instruction name -> (its ``op_name`` metadata, its result shape such as ``f32[8,3]``), for
+  every instruction of the HLO text that has an ``op_name``."""
+  out = {}
+  for line in hlo_text.splitlines():
+    m = _INSTR.match(line)
+    if m:
+      op = _OPNAME.search(m.group(3))
+      if op:
+        out[m.group(1)] = (op.group(1), m.group(2) or "")
+  return out
+
+
+def classify(op_name: str, shape: str = "") -> tuple[str, str, str]:
+  """(pass, layer kind, primitive) of one HLO instruction from its ``op_name`` and result shape.
+
+  XLA canonicalises every convolution to ``b01f_01io->b01f``; a backward one that produces a
+  ``[C_in, k, k, C_out]`` kernel (k = 3) is the kernel gradient, the other backward ones the input
+  gradient."""
+  parts = op_name.split("/")
+  prim = parts[-1] if parts else "?"
+  if op_name.startswith("(no metadata)"):
+    return "not attributed (thread-pool waits, copies XLA inserted)", "not attributed", prim
+  if "transpose(" in op_name:
+    phase = "backward"
+  elif "jvp(" in op_name or "UNet" in op_name:
+    phase = "forward"
+  else:
+    phase = "update (Adam, EMA) / other"
+  mods = [p for p in parts[1:-1] if not p.startswith(("jvp(", "transpose(", "jit("))]
+  leaf = mods[-1] if mods else ""
+  if "Dropout" in op_name or "_uniform" in op_name or "threefry" in op_name or prim in (
+      "shift_right_logical", "shift_left", "xor", "iota_2x32_shape", "random_bits"):
+    kind = "dropout (random bits + mask)"
+  elif prim == "conv_general_dilated":
+    dims = [int(d) for d in re.findall(r"\d+", shape.split("[", 1)[-1])] if "[" in shape else []
+    if phase != "backward":
+      kind = "convolution, forward"
+    elif len(dims) == 4 and dims[1] == dims[2] == 3:
+      kind = "convolution, kernel gradient"
+    else:
+      kind = "convolution, input gradient"
+  elif re.match(r"(norm|GroupNorm)", leaf) or "norm" in leaf:
+    kind = "GroupNorm"
+  elif any("attn" in p for p in mods) and leaf not in ("q", "k", "v", "proj_out"):
+    kind = "attention (scores, softmax, weighted sum)"
+  elif prim == "dot_general":
+    kind = "dense (q/k/v/out, time MLP)"
+  elif re.match(r"conv|nin_shortcut|conv_in|conv_out|downsample|upsample", leaf):
+    kind = "conv bias / layout around convolutions"
+  else:
+    kind = "elementwise / other"
+  return phase, kind, prim
+
+
+_NAME = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = ")
+
+
+def hlo_instruction_names(hlo_text: str) -> set[str]:
+  """The names of all instructions of the HLO text."""
+  return {m.group(1) for m in map(_NAME.match, hlo_text.splitlines()) if m}
+
+
+def trace_events(fn, steps: int, names: set[str] | None = None) -> tuple[dict[str, float], float]:
+  """Runs ``fn`` ``steps`` times under the profiler; returns ({event name: total ns}, wall
+  seconds). Counted: every event on XLA's worker threads (but the executor's own spans), and on
+  any thread the events named after an instruction in ``names`` (a small executable runs its
+  thunks on the calling thread)."""
+  with tempfile.TemporaryDirectory() as d:
+    jax.profiler.start_trace(d)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+      fn()
+    wall = time.perf_counter() - t0
+    jax.profiler.stop_trace()
+    files = glob.glob(f"{d}/**/*.xplane.pb", recursive=True)
+    if not files:
+      raise RuntimeError("the profiler wrote no trace")
+    data = jax.profiler.ProfileData.from_file(files[0])
+  totals = collections.Counter()
+  for plane in data.planes:
+    for line in plane.lines:
+      worker = "XLAEigen" in line.name  # not host-side dispatch or 'wait for completion'
+      for ev in line.events:
+        if (worker and not ev.name.startswith(("ThunkExecutor", "ThreadpoolListener", "end: "))
+            or names is not None and ev.name in names):
+          totals[ev.name] += ev.duration_ns
+  return totals, wall
+
+
+def main(argv):
+  del argv
+  from genjax import cli
+  from genjax.training import compile_opts
+  if FLAGS.preset not in compile_opts.PRESETS:
+    raise cli.UsageError(f"unknown --preset {FLAGS.preset!r}; choose from "
+                         f"{sorted(compile_opts.PRESETS)}.")
+  info, ops = unet_speed.jax_case(FLAGS.config, unet_speed.CONFIGS[FLAGS.config], FLAGS.batch,
+                                  jnp.float32, dict(compile_opts.PRESETS[FLAGS.preset]) or None)
+  fn = ops[FLAGS.executable]
+  hlo = fn.compiled.as_text()
+  if FLAGS.dump_hlo:
+    with open(FLAGS.dump_hlo, "w") as f:
+      f.write(hlo)
+  meta = hlo_metadata(hlo)
+  for _ in range(2):  # warm up
+    fn()
+  totals, wall = trace_events(fn, FLAGS.steps, hlo_instruction_names(hlo))
+  per_step = {k: v / FLAGS.steps / 1e6 for k, v in totals.items()}  # ms
+  cpu_ms = sum(per_step.values())
+
+  by_kind, by_phase, by_prim = (collections.Counter() for _ in range(3))
+  rows = []
+  for name, ms in per_step.items():
+    op, shape = meta.get(name, (None, ""))
+    if op is None:  # an instruction without metadata (a layout copy XLA inserted)
+      op = "(no metadata)/" + name.rsplit(".", 1)[0]
+    phase, kind, prim = classify(op, shape)
+    by_kind[kind] += ms
+    by_phase[phase] += ms
+    by_prim[("ynn: " if name.startswith("ynn") else "") + prim] += ms
+    rows.append((ms, name, op))
+  rows.sort(reverse=True)
+
+  print(f"{FLAGS.config} U-Net, {info['params'] / 1e6:.2f}M params, batch {FLAGS.batch}, "
+        f"preset {FLAGS.preset}, "
+        f"{FLAGS.executable}: wall {1e3 * wall / FLAGS.steps:.1f} ms/step, "
+        f"CPU time in thunks {cpu_ms:.1f} ms/step (summed over worker threads)")
+  for title, table in (("layer kind", by_kind), ("pass", by_phase), ("root primitive", by_prim)):
+    print(f"\nby {title}:")
+    for k, ms in table.most_common():
+      print(f"  {ms:9.1f} ms  {100 * ms / cpu_ms:5.1f}%  {k}")
+  if FLAGS.top:
+    print(f"\ncostliest {FLAGS.top} instructions:")
+    for ms, name, op in rows[:FLAGS.top]:
+      print(f"  {ms:8.2f} ms  {name:<32} {op}")
+  if FLAGS.out:
+    with open(FLAGS.out, "w") as f:
+      json.dump(dict(info=info, wall_ms=1e3 * wall / FLAGS.steps, cpu_ms=cpu_ms,
+                     by_kind=dict(by_kind), by_phase=dict(by_phase), by_prim=dict(by_prim),
+                     top=[dict(ms=ms, name=n, op=o) for ms, n, o in rows[:FLAGS.top]]), f,
+                indent=2)
+
+
+if __name__ == "__main__":
+  from genjax import cli
+  cli.run(main)
