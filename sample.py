@@ -79,8 +79,9 @@ flags.DEFINE_list("control_scale", None, "ControlNet runs: the control scale(s);
                   "0,0.5,1,2) give one sample column each (default: "
                   "config.controlnet.control_scale).")
 flags.DEFINE_string("pretrained", None, "Sample a published model instead of a run: a diffusers "
-                    "pipeline folder (model_index.json, unet/, scheduler/) or a UNet2DModel "
-                    "folder (README, 'Pretrained weights'); needs --out, not --config/--workdir.")
+                    "pipeline folder (model_index.json with unet/ or a DiT transformer/, "
+                    "scheduler/) or a UNet2DModel folder (README, 'Pretrained weights'); needs "
+                    "--out, not --config/--workdir.")
 flags.DEFINE_integer("height", None, "--pretrained Stable Diffusion folders: image height "
                      "(default: the U-Net's sample size times the VAE's factor).", lower_bound=8)
 flags.DEFINE_integer("width", None, "--pretrained Stable Diffusion folders: image width.",

@@ -7,6 +7,12 @@ Accepted layouts:
 * a diffusers **model folder** (``config.json`` of a ``UNet2DModel``), with the scheduler taken
   from ``scheduler_config.json`` beside it or in ``../scheduler``, else diffusers'
   ``DDPMScheduler`` defaults (said on stdout);
+* a **DiT pipeline folder** (diffusers' ``DiTPipeline``, e.g. ``facebook/DiT-XL-2-256``:
+  ``transformer/`` a ``DiTTransformer2DModel``, ``vae/`` an ``AutoencoderKL``, ``scheduler/``):
+  class-conditional latent diffusion (Peebles & Xie 2023), sampled in the latent space and
+  decoded by the VAE after dividing by its ``scaling_factor``; the null class is
+  ``num_classes`` (1000 for ImageNet), and a network with ``2 C`` output channels carries
+  improved DDPM's learned variance (``learned_range``), which ``ddpm`` uses and DDIM ignores;
 * a **Stable Diffusion 1.x pipeline folder** (``unet/`` a ``UNet2DConditionModel``, ``vae/``,
   ``text_encoder/``, ``tokenizer/``, ``scheduler/``) with prompts: :func:`text_to_files`.
 
@@ -28,7 +34,7 @@ import numpy as np
 from genjax.pretrained.io import PretrainedError, read_config
 from genjax.pretrained.scheduler import SchedulerInfo, read_scheduler, scheduler_config
 
-__all__ = ["Pretrained", "is_text_pipeline", "load", "sample", "sample_to_files",
+__all__ = ["Pretrained", "decode", "is_text_pipeline", "load", "sample", "sample_to_files",
            "text_to_files"]
 
 
@@ -37,12 +43,14 @@ class Pretrained:
   """A converted diffusion model ready to sample.
 
   Attributes:
-    kind: "unet2d".
+    kind: "unet2d" or "dit".
     kwargs: the network's keyword arguments.
     params: its Flax params.
-    shape: ``(H, W, C)`` of one sample.
+    shape: ``(H, W, C)`` of what the network denoises (the latent, for a latent model).
     scheduler: the training chain and sampling defaults.
     path: where it came from.
+    first_stage: for a latent model, ``(kwargs, params, scaling_factor)`` of its
+      :class:`~genjax.nets.first_stage.FirstStage` decoder; else None.
   """
   kind: str
   kwargs: dict
@@ -50,6 +58,14 @@ class Pretrained:
   shape: tuple
   scheduler: SchedulerInfo
   path: str
+  first_stage: Optional[tuple] = None
+
+  @property
+  def learned_variance(self) -> bool:
+    """Whether the network's output carries improved DDPM's variance channels."""
+    if self.kind == "dit":
+      return int(self.kwargs.get("out_channels") or self.shape[2]) == 2 * self.shape[2]
+    return self.scheduler.learned_variance
 
   @property
   def num_classes(self) -> int:
@@ -81,11 +97,13 @@ def load(path: str) -> Pretrained:
   if os.path.isfile(index):
     with open(index) as f:
       parts = json.load(f)
+    if "transformer" in parts:
+      return _load_dit_pipeline(path)
     if "unet" not in parts:
       have = ", ".join(k for k in parts if not k.startswith("_"))
       raise PretrainedError(f"{path}: a {parts.get('_class_name', 'pipeline')} with {have}; "
                             "sample.py --pretrained runs pipelines with a UNet2DModel unet "
-                            "(DDPMPipeline, DDIMPipeline).")
+                            "(DDPMPipeline, DDIMPipeline) or a DiT transformer (DiTPipeline).")
     unet_dir = os.path.join(path, "unet")
     cls = read_config(unet_dir).get("_class_name")
     if cls != "UNet2DModel":
@@ -112,6 +130,22 @@ def load(path: str) -> Pretrained:
   return Pretrained("unet2d", kw, params, tuple(shape), sched, path)
 
 
+def _load_dit_pipeline(path: str) -> Pretrained:
+  """A ``DiTPipeline`` folder: ``transformer/``, ``vae/``, ``scheduler/``."""
+  from genjax.pretrained import dit, vae
+  for part in ("transformer", "vae", "scheduler"):
+    if not os.path.isdir(os.path.join(path, part)):
+      raise PretrainedError(f"{path}: no {part}/ (a DiT pipeline folder has transformer/, vae/ "
+                            "and scheduler/).")
+  kw, shape, params = dit.load_dit(os.path.join(path, "transformer"))
+  vkw, _, scale, vparams = vae.load_vae(os.path.join(path, "vae"))
+  if int(vkw.get("embed_dim", shape[2])) != shape[2]:
+    raise PretrainedError(f"{path}: the VAE's latent has {vkw['embed_dim']} channels, the DiT "
+                          f"denoises {shape[2]}.")
+  sched = read_scheduler(os.path.join(path, "scheduler"))
+  return Pretrained("dit", kw, params, tuple(shape), sched, path, (vkw, vparams, float(scale)))
+
+
 def sampling_config(model: Pretrained, **overrides):
   """The :class:`~genjax.sampling.catalog.SamplingConfig` of ``model``: the scheduler's sampler
   and DDIM final step, then ``overrides`` (the command line's fields)."""
@@ -125,44 +159,71 @@ def sampling_config(model: Pretrained, **overrides):
 def registry_model(model: Pretrained):
   """The sampling core's :class:`~genjax.sampling.registry.Model` of a converted U-Net."""
   import jax.numpy as jnp
-  from genjax.nets.unet import UNet
   from genjax.sampling.registry import Model
-  net = UNet(**model.kwargs)
   params = model.params
   null = None
   if model.num_classes:
     null = lambda y: jnp.full_like(y, model.num_classes)  # noqa: E731  (the null label)
+  learned = model.learned_variance
   return Model(process=model.scheduler.schedule(),
-               model_fn=lambda x, t, c: net.apply({"params": params}, x, t, c),
-               prediction=model.scheduler.prediction,
-               learned_variance=model.scheduler.learned_variance,
-               var_type=model.scheduler.var_type, clip=model.scheduler.clip, null_cond=null)
+               model_fn=lambda x, t, c: _apply(model, params, x, t, c),
+               prediction=model.scheduler.prediction, learned_variance=learned,
+               var_type="learned_range" if learned else model.scheduler.var_type,
+               clip=model.scheduler.clip, null_cond=null)
 
 
-def sample(model: Pretrained, cfg, key, num: int, batch: int = 64) -> np.ndarray:
-  """``num`` samples ``[num, H, W, C]`` in [-1, 1], in jitted batches of ``batch``."""
+def decode(model: Pretrained, first_stage_params, z):
+  """A latent model's samples ``z`` -> images: the VAE decoder on ``z / scaling_factor``
+  (Rombach et al. 2022, App. G); ``z`` itself for a pixel model."""
+  if model.first_stage is None:
+    return z
+  from genjax.nets.first_stage import FirstStage
+  kw, _, scale = model.first_stage
+  return FirstStage(**kw).apply({"params": first_stage_params}, z / scale, method="decode")
+
+
+def sample(model: Pretrained, cfg, key, num: int, batch: int = 64, labels=None,
+           x_T=None) -> np.ndarray:
+  """``num`` samples ``[num, H, W, C]`` in [-1, 1] (decoded, for a latent model), in jitted
+  batches of ``batch``.
+
+  Args:
+    labels: class labels ``[num]`` of a class-conditional model (default: ``cfg.label``, -1
+      cycling through the classes).
+    x_T: the initial noise ``[num, *model.shape]`` instead of draws from ``key``.
+  """
   import jax
   import jax.numpy as jnp
   from genjax.sampling import registry
   m = registry_model(model)
   registry.validate(cfg, m)
   # Params enter as an argument, not as constants folded into the program.
-  def run(params, key, labels):
+  def run(params, fs_params, key, labels, x_T):
     mm = dataclasses.replace(m, model_fn=lambda x, t, c: _apply(model, params, x, t, c))
-    return registry.run(mm, cfg, key, (labels.shape[0], *model.shape),
-                        cond=labels if model.num_classes else None)
+    z = registry.run(mm, cfg, key, (labels.shape[0], *model.shape),
+                     cond=labels if model.num_classes else None, x_T=x_T)
+    return decode(model, fs_params, z)
   run = jax.jit(run)
-  labels = registry.class_labels(num, model.num_classes, cfg.label)
   if labels is None:
-    labels = jnp.zeros([num], jnp.int32)
+    labels = registry.class_labels(num, model.num_classes, cfg.label)
+  labels = jnp.zeros([num], jnp.int32) if labels is None else jnp.asarray(labels, jnp.int32)
+  if labels.shape != (num,):
+    raise ValueError(f"labels: expected shape ({num},), got {labels.shape}.")
   params = jax.tree.map(jnp.asarray, model.params)
+  fs_params = None if model.first_stage is None else jax.tree.map(jnp.asarray,
+                                                                  model.first_stage[1])
   out = []
   for i, start in enumerate(range(0, num, batch)):
-    out.append(np.asarray(run(params, jax.random.fold_in(key, i), labels[start:start + batch])))
+    x0 = None if x_T is None else jnp.asarray(x_T[start:start + batch])
+    out.append(np.asarray(run(params, fs_params, jax.random.fold_in(key, i),
+                              labels[start:start + batch], x0)))
   return np.concatenate(out)[:num]
 
 
 def _apply(model: Pretrained, params, x, t, c):
+  if model.kind == "dit":
+    from genjax.nets.dit import DiT
+    return DiT(**model.kwargs).apply({"params": params}, x, t, c)
   from genjax.nets.unet import UNet
   return UNet(**model.kwargs).apply({"params": params}, x, t, c)
 

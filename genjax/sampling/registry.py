@@ -362,7 +362,8 @@ def class_labels(num: int, num_classes: int, label: int) -> Optional[jax.Array]:
 
 
 def run(model: Model, cfg: SamplingConfig, key: jax.Array, shape, *, cond=None,
-        inputs: Optional[dict] = None, trajectory_stride: Optional[int] = None):
+        inputs: Optional[dict] = None, trajectory_stride: Optional[int] = None,
+        x_T: Optional[jax.Array] = None):
   """Samples ``model`` with the configured sampler, guidance and mode.
 
   Args:
@@ -374,6 +375,8 @@ def run(model: Model, cfg: SamplingConfig, key: jax.Array, shape, *, cond=None,
     inputs: for ``mode`` inpaint / colorize / img2img: ``{"known": [B, ...]}`` plus, for
       inpainting, ``"mask"`` (1 = known), broadcastable to ``known``.
     trajectory_stride: also return the trajectory (samplers that record one).
+    x_T: the initial noise ``[B, ...]`` instead of a draw from ``key`` (to reproduce another
+      implementation's run from the same start; ``mode="sample"`` only).
 
   Returns:
     ``[B, ...]`` samples (or ``(x, trajectory)``).
@@ -384,6 +387,11 @@ def run(model: Model, cfg: SamplingConfig, key: jax.Array, shape, *, cond=None,
   extra = {}
   if trajectory_stride is not None:
     extra["trajectory_stride"] = trajectory_stride
+  if x_T is not None:
+    if cfg.mode != "sample" or cfg.sampler in ("pndm", "consistency", "langevin"):
+      raise ValueError(f"x_T: a given initial noise needs mode=sample and a sampler that starts "
+                       f"from noise at the first grid time, not {cfg.sampler}/{cfg.mode}.")
+    extra["x_T"] = x_T
   if cfg.mode != "sample":
     if inputs is None or "known" not in inputs:
       raise ValueError(f"mode={cfg.mode} needs inputs={{'known': images}} (sample.py --input).")
