@@ -268,9 +268,11 @@ def _stop_on_signal():
 
 @dataclasses.dataclass
 class _Logger:
+  """``metrics.jsonl`` (the record) and TensorBoard events of a run that starts at ``start``."""
   workdir: str
   tensorboard: bool
   enabled: bool = True  # False on the non-primary processes of a multi-process run
+  start: int = 0  # the checkpoint step a resumed run starts from
 
   def __post_init__(self):
     self.path = os.path.join(self.workdir, "metrics.jsonl")
@@ -278,7 +280,13 @@ class _Logger:
     if self.tensorboard:
       try:
         from tensorboardX import SummaryWriter
-        self.tb = SummaryWriter(os.path.join(self.workdir, "tb"))
+        # A resumed run computes the steps after its checkpoint again: purge_step makes
+        # TensorBoard hide the events an earlier run logged from there on (it writes a
+        # SessionLog.START at that step), as drop_rows_after does for metrics.jsonl.
+        # The suffix keeps two runs started within one second from sharing one file name.
+        self.tb = SummaryWriter(os.path.join(self.workdir, "tb"),
+                                purge_step=self.start + 1 if self.start > 0 else None,
+                                filename_suffix=f".{os.getpid()}.{time.time_ns()}")
       except Exception as e:  # TensorBoard is a convenience; JSON lines are the record.
         logging.warning("TensorBoard writer unavailable (%s); writing metrics.jsonl only.", e)
 
@@ -412,7 +420,7 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
                        compiler_options=xla("sample"))
   sample_key = jax.random.key(seed + 1)  # a fixed batch of noise: grids comparable across steps
 
-  logger = _Logger(workdir, train_cfg.tensorboard and primary, enabled=primary)
+  logger = _Logger(workdir, train_cfg.tensorboard and primary, enabled=primary, start=start)
   logger.drop_rows_after(start)  # rows of steps that the resumed run computes again
   grid_dir = os.path.join(workdir, "samples")
   os.makedirs(grid_dir, exist_ok=True)
