@@ -26,7 +26,6 @@ logits (for the Inception Score).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import time
 from typing import Callable, Optional
@@ -176,19 +175,11 @@ def train_classifier(seed: int = 0, steps: int = 3000, batch_size: int = 64,
   return jax.tree.map(np.asarray, params), meta
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime: float) -> tuple[dict, dict, str]:
-  del mtime  # Part of the cache key only: a rewritten file is read again.
-  return weights_lib.load_weights(
-      path, what="digits classifier",
-      how_to_get=f"Recreate it with: python -m genjax.metrics.digits_classifier --out {path}")
-
-
-def load_classifier_params(path: Optional[str] = None) -> tuple[dict, dict, str]:
-  """(params, metadata, checksum) of the shipped (or given) classifier weights file."""
-  path = os.path.abspath(path or ASSET_PATH)
-  mtime = os.path.getmtime(path) if os.path.exists(path) else -1.0
-  return _load_cached(path, mtime)
+load_classifier_params = weights_lib.cached_loader(
+    ASSET_PATH, what="digits classifier",
+    how_to_get=lambda path: f"Recreate it with: python -m genjax.metrics.digits_classifier --out {path}")
+load_classifier_params.__doc__ = ("(params, metadata, checksum) of the shipped (or given) "
+                                  "classifier weights file.")
 
 
 def apply_classifier(params, x: jax.Array) -> tuple[jax.Array, jax.Array]:

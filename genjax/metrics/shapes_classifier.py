@@ -195,19 +195,11 @@ def accuracies_of(read: dict, labels: dict) -> dict[str, float]:
   return out
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime: float) -> tuple[dict, dict, str]:
-  del mtime  # Part of the cache key only: a rewritten file is read again.
-  return weights_lib.load_weights(
-      path, what="shapes classifier",
-      how_to_get=f"Recreate it with: {COMMAND} --out {path}")
-
-
-def load_classifier_params(path: Optional[str] = None) -> tuple[dict, dict, str]:
-  """(params, metadata, checksum) of the shipped (or given) classifier weights file."""
-  path = os.path.abspath(path or ASSET_PATH)
-  mtime = os.path.getmtime(path) if os.path.exists(path) else -1.0
-  return _load_cached(path, mtime)
+load_classifier_params = weights_lib.cached_loader(
+    ASSET_PATH, what="shapes classifier",
+    how_to_get=lambda path: f"Recreate it with: {COMMAND} --out {path}")
+load_classifier_params.__doc__ = ("(params, metadata, checksum) of the shipped (or given) "
+                                  "classifier weights file.")
 
 
 class ShapesReader:

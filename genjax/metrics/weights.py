@@ -12,6 +12,7 @@ Reference statistics record it, and are refused when features come from other we
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -88,3 +89,27 @@ def load_weights(path: str, *, what: str = "weights", how_to_get: str = ""
   meta = json.loads(str(flat.pop(METADATA_KEY))) if METADATA_KEY in flat else {}
   checksum = params_checksum(flat)
   return unflatten(flat), meta, checksum
+
+
+def cached_loader(default_path: str, *, what: str, how_to_get):
+  """``load(path=None) -> (params, metadata, checksum)`` for a shipped weights file: reads
+  ``path`` (default ``default_path``) with :func:`load_weights`, cached per absolute path and
+  modification time, so a rewritten file is read again.
+
+  Args:
+    default_path: the shipped file.
+    what: name of the network, for error messages.
+    how_to_get: ``path -> sentence`` telling the user how to recreate the file.
+  """
+
+  @functools.lru_cache(maxsize=4)
+  def cached(path: str, mtime: float) -> tuple[dict, dict, str]:
+    del mtime  # Part of the cache key only.
+    return load_weights(path, what=what, how_to_get=how_to_get(path))
+
+  def load(path: str | None = None) -> tuple[dict, dict, str]:
+    path = os.path.abspath(path or default_path)
+    return cached(path, os.path.getmtime(path) if os.path.exists(path) else -1.0)
+
+  load.cache_clear = cached.cache_clear
+  return load
