@@ -239,36 +239,37 @@ def is_text_pipeline(path: str) -> bool:
 def text_to_files(path: str, out: str, prompts, *, num_per_prompt: int, batch: int, seed: int,
                   height: Optional[int] = None, width: Optional[int] = None,
                   **overrides) -> list[str]:
-  """``sample.py --pretrained=<Stable Diffusion folder> --prompt=...``: DDIM with classifier-free
-  guidance; ``guidance_scale`` is genjax's ``w`` (Ho & Salimans 2022, eq. 6), diffusers'
-  ``s = 1 + w`` (diffusers' default 7.5 is ``--guidance_scale=6.5``). Writes a grid (one
-  column per prompt) and an .npz with the prompts."""
+  """``sample.py --pretrained=<Stable Diffusion folder> --prompt=...``: classifier-free guidance
+  with any genjax sampler (default DDIM, eta 0, on diffusers' grid with the scheduler's
+  ``steps_offset``, 50 steps); ``guidance_scale`` is genjax's ``w`` (Ho & Salimans 2022, eq. 6),
+  diffusers' ``s = 1 + w`` (diffusers' default 7.5 is ``--guidance_scale=6.5``, the default
+  here). Writes a grid (one column per prompt) and an .npz with the prompts."""
   import jax
   from genjax import viz
   from genjax.pretrained import sd
-  sampler = overrides.pop("sampler", "") or "ddim"
-  if sampler != "ddim" or overrides.pop("eta", 0.0):
-    raise PretrainedError("Stable Diffusion folders sample with --sampler=ddim (eta 0).")
-  steps = overrides.pop("steps", 0) or 50
-  w = overrides.pop("guidance_scale", None)
-  w = 6.5 if w is None else float(w)
-  unused = sorted(k for k, v in overrides.items() if v is not None)
-  if unused:
-    raise PretrainedError(f"--{unused[0]} does not apply to a Stable Diffusion folder (it takes "
-                          "--prompt, --steps, --guidance_scale, --height, --width, --seed).")
+  from genjax.sampling.catalog import tag
+  if overrides.get("guidance_scale") is None:
+    overrides["guidance_scale"] = 6.5
   model = sd.load_stable_diffusion(path)
+  try:
+    cfg = sd.sampling_config(model, **overrides)
+  except (TypeError, ValueError) as e:
+    raise PretrainedError(f"{path}: {e}") from None
   texts = [t for t in prompts for _ in range(num_per_prompt)]
   key = jax.random.key(seed)
   images = []
   for i, start in enumerate(range(0, len(texts), batch)):
-    images.append(np.asarray(sd.text_to_image(
-        model, texts[start:start + batch], jax.random.fold_in(key, i), steps=steps,
-        guidance_scale=1.0 + w, height=height, width=width)))
+    try:
+      images.append(np.asarray(sd.text_to_image(
+          model, texts[start:start + batch], jax.random.fold_in(key, i), height=height,
+          width=width, cfg=cfg)))
+    except ValueError as e:  # a sampler setting this model cannot take, before any work
+      raise PretrainedError(f"{path}: {e}") from None
   x = np.clip(np.concatenate(images), -1.0, 1.0)
   # Column per prompt: reorder [prompt, repeat] -> [repeat, prompt].
   grid = x.reshape(len(prompts), num_per_prompt, *x.shape[1:]).swapaxes(0, 1).reshape(x.shape)
   os.makedirs(out, exist_ok=True)
-  stem = f"pretrained_ddim{steps}_w{w}"
+  stem = "pretrained_" + tag(cfg)
   png = viz.save_image_grid(grid, os.path.join(out, f"{stem}.png"), nrow=len(prompts))
   npz = os.path.join(out, f"{stem}.npz")
   np.savez_compressed(npz, samples=x, prompts=np.asarray(texts))

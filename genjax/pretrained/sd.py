@@ -213,45 +213,61 @@ def load_stable_diffusion(folder: str) -> StableDiffusion:
                          info.steps_offset, info.set_alpha_to_one)
 
 
+def sampling_config(model: StableDiffusion, **overrides):
+  """The :class:`~genjax.sampling.catalog.SamplingConfig` of a Stable Diffusion folder: DDIM
+  (eta 0) on diffusers' ``leading`` grid with the scheduler's ``steps_offset`` and final step,
+  then ``overrides`` (genjax's ``guidance_scale`` is ``w = s - 1``). The offset is kept only for
+  the samplers whose discrete grid takes one."""
+  from genjax.sampling.catalog import SamplingConfig
+  base = dict(sampler="ddim", steps=50, spacing="leading",
+              set_alpha_to_one=model.set_alpha_to_one)
+  base.update({k: v for k, v in overrides.items() if v is not None})
+  grid_sampler = base["sampler"] in ("ddim", "pndm") or (
+      base["sampler"].startswith(("dpm", "unipc", "deis"))
+      and base.get("dpm_skip_type") == "discrete")
+  if grid_sampler and base.get("spacing") == "leading" and "steps_offset" not in overrides:
+    base["steps_offset"] = model.steps_offset
+  return SamplingConfig(**base)
+
+
 def text_to_image(model: StableDiffusion, prompts, key, *, steps: int = 50,
                   guidance_scale: float = 7.5, height: Optional[int] = None,
                   width: Optional[int] = None, negative_prompt: str = "",
-                  x_T=None):
-  """Stable Diffusion 1.x text-to-image with genjax's DDIM (eta = 0) and classifier-free
-  guidance, on diffusers' timestep grid (``leading`` spacing plus ``steps_offset``).
+                  x_T=None, cfg=None):
+  """Stable Diffusion 1.x text-to-image with classifier-free guidance through genjax's sampling
+  core: by default DDIM (eta = 0) on diffusers' timestep grid (``leading`` spacing plus
+  ``steps_offset``), or any sampler of ``cfg`` (:func:`sampling_config`).
 
   ``guidance_scale`` is diffusers' ``s`` (``eps_u + s (eps_c - eps_u)``), which is Ho &
-  Salimans' (2022, eq. 6) ``w = s - 1``. The latents are decoded by the VAE after dividing by
-  its ``scaling_factor`` (Rombach et al. 2022, App. G).
+  Salimans' (2022, eq. 6) ``w = s - 1``; a given ``cfg`` carries its own ``w`` and steps. The
+  latents are decoded by the VAE after dividing by its ``scaling_factor`` (Rombach et al.
+  2022, App. G).
 
   Returns: images ``[B, height, width, 3]`` in [-1, 1] (unclipped).
   """
   import jax.numpy as jnp
-  import numpy as np
   from genjax.nets.first_stage import FirstStage
   from genjax.nets.text import TextEncoder
   from genjax.nets.unet import UNet
-  from genjax.sampling import ancestral, convert, guidance
+  from genjax.sampling import registry
   f = 2 ** (len(model.vae_kw["ch_mult"]) - 1)
   h = (height or model.latent_shape[0] * f) // f
   w = (width or model.latent_shape[1] * f) // f
+  if cfg is None:
+    cfg = sampling_config(model, steps=steps, guidance_scale=guidance_scale - 1.0)
   ids = model.tokenizer(list(prompts))
   null_ids = model.tokenizer([negative_prompt])
   enc = TextEncoder(**model.text_kw)
   cond = enc.apply({"params": model.text_params}, jnp.asarray(ids))[0]
   null = enc.apply({"params": model.text_params}, jnp.asarray(null_ids))[0]
   unet = UNet(**model.unet_kw)
-  sched = model.scheduler.schedule()
-  net = lambda x, t, c: unet.apply({"params": model.unet_params}, x, t, context=c)  # noqa: E731
-  eps_fn = convert.denoiser(net, sched, model.scheduler.prediction)
-  if guidance_scale != 1.0:
-    eps_fn = guidance.classifier_free_guidance(eps_fn, guidance_scale - 1.0, null)
-  T = sched.num_timesteps
-  ratio = T // steps
-  ts = (np.arange(steps) * ratio + model.steps_offset)[::-1].astype(np.int64)
+  m = registry.Model(
+      process=model.scheduler.schedule(),
+      model_fn=lambda x, t, c: unet.apply({"params": model.unet_params}, x, t, context=c),
+      prediction=model.scheduler.prediction, var_type=model.scheduler.var_type,
+      clip=model.scheduler.clip, null_cond=null)
+  registry.validate(cfg, m)
   shape = (len(prompts), h, w, model.latent_shape[2])
-  z = ancestral.ddim_sample(eps_fn, sched, key, shape, cond=cond, timesteps=ts,
-                            set_alpha_to_one=model.set_alpha_to_one, x_T=x_T,
-                            clip_x0=model.scheduler.clip)
+  z = registry.run(m, cfg, key, shape, cond=cond, x_T=x_T)
   vae = FirstStage(**model.vae_kw)
   return vae.apply({"params": model.vae_params}, z / model.scaling_factor, method="decode")

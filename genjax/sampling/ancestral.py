@@ -152,7 +152,7 @@ def ddpm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
 
 
 def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform",
-                   costs=None) -> np.ndarray:
+                   costs=None, steps_offset: int = 0) -> np.ndarray:
   """The decreasing, zero-based timesteps a DDIM sampler visits on a discrete chain.
 
   Follows the DDIM paper's official code (``ermongroup/ddim``, ``runners/diffusion.py``,
@@ -166,8 +166,10 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform",
     Sampling then starts from ``N(0, I)`` at ``t = 0.8 T``: fine for the linear schedule
     (``abar`` ~ 2e-3 there) but markedly biased for the cosine one (``abar`` ~ 0.1); prefer
     ``"uniform"`` with cosine.
-  * ``"leading"``: diffusers' ``timestep_spacing="leading"`` (``steps_offset=0``): exactly S
-    steps ``0, r, ..., (S-1) r`` with ``r = T // S``.
+  * ``"leading"``: diffusers' ``timestep_spacing="leading"``: exactly S steps
+    ``0, r, ..., (S-1) r`` with ``r = T // S``, each plus ``steps_offset`` (diffusers'
+    scheduler field of that name; Stable Diffusion 1.x uses 1). Only this spacing takes an
+    offset, as in diffusers.
   * ``"linspace"``: diffusers' ``"linspace"``: ``round(linspace(0, T - 1, S))``.
   * ``"trailing"``: diffusers' ``"trailing"``: ``round(arange(T, 0, -T/S)) - 1``, which starts at
     the last step ``T - 1`` (Lin et al. 2024, Sec. 3.3: with a zero-terminal-SNR schedule the
@@ -185,12 +187,17 @@ def ddim_timesteps(num_timesteps: int, num_steps: int, spacing: str = "uniform",
     raise ValueError(
         f"num_steps must be an integer in [1, num_timesteps={num_timesteps}], got {num_steps!r}.")
   n, s = int(num_timesteps), int(num_steps)
+  if steps_offset and spacing != "leading":
+    raise ValueError(f"steps_offset={steps_offset} applies to spacing='leading' only (as in "
+                     f"diffusers), not {spacing!r}.")
+  if not 0 <= steps_offset < n // s:
+    raise ValueError(f"steps_offset must be in [0, T // S = {n // s}), got {steps_offset}.")
   if spacing == "uniform":
     seq = np.arange(0, n, n // s)
   elif spacing == "quadratic":
     seq = (np.linspace(0, np.sqrt(n * 0.8), s) ** 2).astype(np.int64)
   elif spacing == "leading":
-    seq = np.arange(0, s) * (n // s)
+    seq = np.arange(0, s) * (n // s) + steps_offset
   elif spacing == "linspace":
     seq = np.linspace(0, n - 1, s).round()
   elif spacing == "trailing":
@@ -251,7 +258,8 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
                 num_steps: int = 50, eta: float = 0.0, spacing: str = "uniform", timesteps=None,
                 set_alpha_to_one: bool = True, clip_x0: ClipRange = None, t_start=None,
                 trajectory_stride: Optional[int] = None, x_T: Optional[jax.Array] = None,
-                constraint: Optional[Constraint] = None, costs=None, gamma=None):
+                constraint: Optional[Constraint] = None, costs=None, gamma=None,
+                steps_offset: int = 0):
   """DDIM sampling (Song et al. 2021, eq. 12 and 16; seed eq. 41-43) on any Gaussian process.
 
   For consecutive times ``t > s`` of a decreasing grid, with ``alpha``, ``sigma`` the process's
@@ -287,7 +295,9 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
     cond: the condition passed to ``eps_fn``.
     num_steps: S, used with ``spacing`` when ``timesteps`` is None.
     eta: stochasticity, ``>= 0`` (a float or a traced scalar).
-    spacing: ``"uniform"`` or ``"quadratic"``.
+    spacing: the discrete grid (:func:`ddim_timesteps`) or ``"uniform"``/``"quadratic"`` on a
+      continuous process.
+    steps_offset: added to every step of the ``"leading"`` discrete grid (diffusers').
     timesteps: optional strictly decreasing grid (zero-based ints on a discrete chain, times in
       ``(0, T]`` otherwise), overriding ``num_steps`` and ``spacing``.
     set_alpha_to_one: the last step lands on clean data (True) or on the first level.
@@ -312,7 +322,7 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
   if timesteps is not None:
     ts = _check_timesteps(timesteps, process)
   elif discrete:
-    ts = ddim_timesteps(process.N, num_steps, spacing, costs=costs)
+    ts = ddim_timesteps(process.N, num_steps, spacing, costs=costs, steps_offset=steps_offset)
   else:
     ts = _continuous_timesteps(process, num_steps, spacing, t_start)
   if t_start is not None:

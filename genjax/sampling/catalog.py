@@ -46,6 +46,9 @@ class SamplingConfig:
       ``analytic_moments``).
     set_alpha_to_one: DDIM's last step lands on clean data (True) or on the first level
       (diffusers' ``set_alpha_to_one=False``).
+    steps_offset: diffusers' scheduler field: added to every step of the ``leading`` discrete
+      grid (ddim, pndm, the DPM-Solver family with ``dpm_skip_type=discrete``); Stable
+      Diffusion 1.x uses 1.
     respacing: ancestral DDPM's kept steps: "" (all), "N", "n1,n2,..." or "ddimN" (Nichol &
       Dhariwal 2021 Sec. 4).
     dpm_method: DPM-Solver singlestep | multistep.
@@ -105,6 +108,7 @@ class SamplingConfig:
   spacing: str = field("uniform", choices=("uniform", "quadratic", "leading", "linspace",
                                            "trailing", "optimal"))
   set_alpha_to_one: bool = True
+  steps_offset: int = field(0, ge=0)
   respacing: str = ""
   dpm_method: str = field("multistep", choices=("singlestep", "multistep"))
   dpm_skip_type: str = field("logSNR", choices=("time_uniform", "logSNR", "time_quadratic",

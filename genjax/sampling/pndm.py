@@ -54,7 +54,7 @@ def pndm_nfe(num_steps: int) -> int:
 def pndm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, *, cond=None,
                 num_steps: int = 50, spacing: str = "leading", timesteps=None,
                 set_alpha_to_one: bool = False, x_T: Optional[jax.Array] = None,
-                trajectory_stride: Optional[int] = None):
+                trajectory_stride: Optional[int] = None, steps_offset: int = 0):
   """PNDM sampling (see the module docstring): 3 PRK steps, then PLMS; one ``lax.scan``.
 
   Args:
@@ -70,6 +70,7 @@ def pndm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
     set_alpha_to_one: the last step lands on clean data (True) or on ``abar_0``.
     x_T: optional start.
     trajectory_stride: record the state after every k-th grid step.
+    steps_offset: added to every step of the ``"leading"`` grid (diffusers').
 
   Returns:
     ``x_0`` (or ``(x_0, trajectory)``).
@@ -79,7 +80,7 @@ def pndm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
     raise ValueError("PNDM runs on a discrete chain (a DiffusionSchedule).")
   n_t = sched.num_timesteps
   ts = (np.asarray(timesteps, np.int64) if timesteps is not None
-        else ddim_timesteps(n_t, num_steps, spacing))
+        else ddim_timesteps(n_t, num_steps, spacing, steps_offset=steps_offset))
   if len(ts) < 4 or np.any(np.diff(ts) >= 0):
     raise ValueError(f"PNDM needs at least 4 strictly decreasing grid steps, got {ts}.")
   half = (n_t // len(ts)) // 2

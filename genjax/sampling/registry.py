@@ -169,7 +169,8 @@ def _call_ddim(eps_fn, process, key, shape, cond, cfg, model, extra):
                                eta=cfg.eta, spacing=cfg.spacing,
                                set_alpha_to_one=cfg.set_alpha_to_one,
                                clip_x0=_x0_clip(cfg, model), costs=_costs(cfg, process),
-                               gamma=None if moments is None else moments["eps_sq"], **extra)
+                               gamma=None if moments is None else moments["eps_sq"],
+                               steps_offset=cfg.steps_offset, **extra)
 
 
 def _call_pc(eps_fn, process, key, shape, cond, cfg, model, extra):
@@ -235,7 +236,8 @@ def _call_dpm(order, algorithm="dpmsolver", method=None):
         raise ValueError("sampling.dpm_skip_type=discrete needs a discrete DDPM model.")
       n_t = process.num_timesteps
       grid = ancestral.ddim_timesteps(n_t, max(steps, 2), cfg.spacing,
-                                      costs=_costs(cfg, _discrete_of(model)))
+                                      costs=_costs(cfg, _discrete_of(model)),
+                                      steps_offset=cfg.steps_offset)
       if extra.get("t_start") is not None:
         grid = grid[dpm_solver.timesteps_from_discrete(grid, n_t) <= extra["t_start"] + 1e-9]
       kw = dict(timesteps=dpm_solver.timesteps_from_discrete(grid, n_t), denoise_to_zero=True)
@@ -276,11 +278,12 @@ def _call_euler_ancestral(eps_fn, process, key, shape, cond, cfg, model, extra):
 
 
 def _call_pndm(eps_fn, process, key, shape, cond, cfg, model, extra):
-  extra = {k: v for k, v in extra.items() if k == "trajectory_stride"}
+  extra = {k: v for k, v in extra.items() if k in ("trajectory_stride", "x_T")}
   x = pndm.pndm_sample(eps_fn, process, key, shape, cond=cond,
                        num_steps=resolve_steps(cfg, model),
                        spacing="leading" if cfg.spacing == "uniform" else cfg.spacing,
-                       set_alpha_to_one=cfg.set_alpha_to_one, **extra)
+                       set_alpha_to_one=cfg.set_alpha_to_one, steps_offset=cfg.steps_offset,
+                       **extra)
   return x if isinstance(x, tuple) else _clip_out(x, _out_clip(cfg, model))
 
 
@@ -340,6 +343,15 @@ def validate(cfg: SamplingConfig, model: Optional[Model] = None) -> None:
       model.process, (VPSDE, VESDE)):
     raise ValueError("sampling.predictor=ancestral_sampling needs a VP or VE SDE; use "
                      "reverse_diffusion or euler_maruyama.")
+  if cfg.steps_offset and not (cfg.sampler in ("ddim", "pndm") or (
+      cfg.sampler.startswith(("dpm", "unipc", "deis")) and cfg.dpm_skip_type == "discrete")):
+    raise ValueError("sampling.steps_offset shifts the discrete grid of ddim, pndm and the "
+                     "DPM-Solver family with dpm_skip_type=discrete; not of "
+                     f"{cfg.sampler!r}.")
+  if cfg.steps_offset and cfg.spacing != "leading" and not (
+      cfg.sampler == "pndm" and cfg.spacing == "uniform"):
+    raise ValueError(f"sampling.steps_offset applies to spacing=leading (as in diffusers), not "
+                     f"{cfg.spacing!r}.")
   if cfg.guidance_scale and model.null_cond is None:
     raise ValueError("sampling.guidance_scale needs a model that also learned the null "
                      "condition: train a conditional model with diffusion.cond_drop_prob > 0 "
@@ -388,7 +400,7 @@ def run(model: Model, cfg: SamplingConfig, key: jax.Array, shape, *, cond=None,
   if trajectory_stride is not None:
     extra["trajectory_stride"] = trajectory_stride
   if x_T is not None:
-    if cfg.mode != "sample" or cfg.sampler in ("pndm", "consistency", "langevin"):
+    if cfg.mode != "sample" or cfg.sampler in ("consistency", "langevin"):
       raise ValueError(f"x_T: a given initial noise needs mode=sample and a sampler that starts "
                        f"from noise at the first grid time, not {cfg.sampler}/{cfg.mode}.")
     extra["x_T"] = x_T

@@ -63,6 +63,17 @@ def test_text_to_image_pipeline_matches_diffusers(tmp_path):
   img = np.clip((np.asarray(out) + 1) / 2, 0, 1)
   assert ref.shape == img.shape == (2, 16, 16, 3)
   np.testing.assert_array_less(np.abs(img - ref).max(), 1e-4)
+  # The same with PNDM (diffusers' PNDMScheduler, skip_prk_steps=False) on the same grid.
+  pipe.scheduler = diffusers.PNDMScheduler.from_config(pipe.scheduler.config)
+  with torch.no_grad():
+    ref = pipe(prompts, num_inference_steps=5, guidance_scale=3.0, height=16, width=16,
+               latents=torch.from_numpy(latents), output_type="np").images
+  cfg = sd.sampling_config(model, sampler="pndm", steps=5, guidance_scale=2.0)
+  assert cfg.steps_offset == 1
+  out = sd.text_to_image(model, prompts, jax.random.key(0), height=16, width=16, cfg=cfg,
+                         x_T=jnp.asarray(latents.transpose(0, 2, 3, 1)))
+  img = np.clip((np.asarray(out) + 1) / 2, 0, 1)
+  np.testing.assert_array_less(np.abs(img - ref).max(), 1e-4)
 
 
 @pytest.mark.slow
@@ -74,7 +85,17 @@ def test_sample_py_pretrained_prompt_end_to_end(tmp_path):
                      "--prompt=the blue square", "--num_per_prompt=2", "--steps=3",
                      "--guidance_scale=2", "--height=16", "--width=16", f"--out={out}"],
                     check=True)
-  assert "pretrained_ddim3_w2.0.png" in proc.stdout
-  z = np.load(os.path.join(out, "pretrained_ddim3_w2.0.npz"))
+  assert "pretrained_ddim3_eta0.0_lastabar0_w2.0.png" in proc.stdout
+  z = np.load(os.path.join(out, "pretrained_ddim3_eta0.0_lastabar0_w2.0.npz"))
   assert z["samples"].shape == (4, 16, 16, 3) and np.isfinite(z["samples"]).all()
   assert list(z["prompts"]) == ["a small red circle"] * 2 + ["the blue square"] * 2
+  # Any genjax sampler, through the same guidance.
+  proc = run_python(["sample.py", f"--pretrained={folder}", "--prompt=a small red circle",
+                     "--sampler=dpm-solver++-2m", "--steps=4", "--guidance_scale=2",
+                     "--height=16", "--width=16", f"--out={out}"], check=True)
+  assert "pretrained_dpm-solver++-2m_4_w2.0.png" in proc.stdout, proc.stdout
+  # A setting the model cannot take: one line, before any sampling.
+  proc = run_python(["sample.py", f"--pretrained={folder}", "--prompt=a small red circle",
+                     "--sampler=pc", "--steps_offset=1", f"--out={out}"])
+  assert proc.returncode != 0 and "steps_offset" in proc.stderr
+  assert "Traceback" not in proc.stderr
