@@ -54,6 +54,10 @@ flags.DEFINE_integer("sampling_steps", 50, "DDIM steps.", lower_bound=1)
 flags.DEFINE_integer("speed_num", 64, "Images per timed sampling call.", lower_bound=1)
 flags.DEFINE_integer("speed_repeats", 3, "Interleaved timing rounds.", lower_bound=1)
 flags.DEFINE_string("out", "/tmp/pixel_vs_latent", "Output directory.")
+flags.DEFINE_bool("flops_only", False, "Only XLA's FLOP counts per f (no training): the train "
+                  "step (frozen encoder forward + denoiser and text encoder forward and "
+                  "backward) and one sample (sampling_steps x 2 guided denoiser passes + the "
+                  "decoder), with untrained first stages of each f's architecture.")
 flags.DEFINE_bool("smoke", False, "A quick end-to-end check (2 first-stage steps, 10 s budgets, "
                   "8 samples); its figures mean nothing.")
 
@@ -95,6 +99,62 @@ def train_step_flops(config) -> float:
   return float(cost["flops"])
 
 
+def flops_per_f(f: int) -> dict:
+  """XLA's FLOPs of one train step and of one sample at factor f, from the architectures alone
+  (random parameters; no first stage needs to be trained)."""
+  import jax.numpy as jnp
+  from genjax.latent.autoencoder import build_first_stage_model
+  from genjax.nets.build import build_network
+  from genjax.nets.text import TextEncoder
+  from genjax.text import vocab_size
+  from genjax.typed_config import to_dict
+  from genjax.types import DataSpec
+
+  def cost(fn, *args):
+    c = jax.jit(fn).lower(*args).cost_analysis()
+    c = c[0] if isinstance(c, (list, tuple)) else c
+    return float(c["flops"])
+
+  spec = DataSpec(shape=(32, 32, 3), num_classes=0, kind="image")
+  b = FLAGS.batch
+  x = jnp.zeros((b, 32, 32, 3))
+  enc_flops = dec_flops = 0.0
+  lat = (32, 32, 3)
+  if f > 1:
+    fs_config = common.load_config("configs/autoencoder_kl_shapes.py", {
+        "model.ch_mult": (1,) + (2,) * int(math.log2(f))})
+    fs = build_first_stage_model(fs_config, spec, "kl")
+    fs_params = fs.net.init(jax.random.key(0), x[:1])["params"]
+    lat = tuple(fs.latent_shape)
+    enc_flops = cost(lambda p, x: fs.encode(p, x, jax.random.key(0)), fs_params, x) / b
+    dec_flops = cost(fs.decode, fs_params, jnp.zeros((1,) + lat))
+  config = second_stage_config(f, "pixels")
+  te = TextEncoder(vocab_size=vocab_size(), max_len=int(config.data.text_len), width=64, depth=2,
+                   num_heads=4)
+  tokens = jnp.ones((b, int(config.data.text_len)), jnp.int32)
+  te_params = te.init(jax.random.key(0), tokens[:1])["params"]
+  ms = dict(to_dict(config.model))
+  net = build_network(ms, DataSpec(shape=lat, num_classes=0, kind="image"), context_dim=64,
+                      out_channels=lat[-1])
+  z = jnp.zeros((b,) + lat)
+  t = jnp.zeros((b,), jnp.int32)
+  ctx = te.apply({"params": te_params}, tokens[:1])[0]
+  net_params = net.init(jax.random.key(0), z[:1], t[:1], context=ctx)["params"]
+
+  def loss(p, z, tokens):
+    c = te.apply({"params": p["text"]}, tokens)[0]
+    out = net.apply({"params": p["net"]}, z, t, context=c, context_mask=tokens != 0)
+    return jnp.mean((out - z) ** 2)
+  params = {"net": net_params, "text": te_params}
+  train = cost(jax.grad(loss), params, z, tokens) / b + enc_flops
+  fwd = cost(lambda p, z: net.apply({"params": p}, z, t[:1], context=ctx), net_params, z[:1])
+  sample = 2 * FLAGS.sampling_steps * fwd + dec_flops
+  return {"f": f, "latent_shape": list(lat), "train_gflop_per_image": train / 1e9,
+          "encoder_gflop_per_image": enc_flops / 1e9, "denoiser_fwd_gflop": fwd / 1e9,
+          "sample_gflop_per_image": sample / 1e9,
+          "denoiser_params": int(sum(np.size(a) for a in jax.tree.leaves(net_params)))}
+
+
 def second_stage_config(f: int, fs_workdir: str, num_steps: int = 1):
   size = 32 // f
   fields = {"ldm.first_stage_workdir": fs_workdir, "model.ch": FLAGS.ch,
@@ -126,6 +186,14 @@ def main(argv):
     if f not in (1, 2, 4, 8):
       raise common.BenchmarkError(f"--factors takes 1, 2, 4, 8; got {f}.")
   os.makedirs(FLAGS.out, exist_ok=True)
+  if FLAGS.flops_only:
+    rows = [flops_per_f(f) for f in factors]
+    for r in rows:
+      r["train_cost_vs_f1"] = r["train_gflop_per_image"] / rows[0]["train_gflop_per_image"]
+      r["sample_cost_vs_f1"] = r["sample_gflop_per_image"] / rows[0]["sample_gflop_per_image"]
+      print(json.dumps(r), flush=True)
+    common.write_json(os.path.join(FLAGS.out, "pixel_vs_latent_flops.json"), {"rows": rows})
+    return
   test_idx = np.arange(FLAGS.num)
   prompts = real = None
   rows, runs = [], {}
