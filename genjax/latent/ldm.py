@@ -376,5 +376,5 @@ def build_ldm(config, spec: DataSpec) -> Method:
   return method
 
 
-__all__ = ["CONDITIONS", "LDMConfig", "PIXELS", "pixel_space", "area_downsample", "build_ldm", "load_first_stage",
-           "random_box_masks"]
+__all__ = ["CONDITIONS", "LDMConfig", "PIXELS", "area_downsample", "build_ldm", "load_first_stage",
+           "pixel_space", "random_box_masks"]
