@@ -23,6 +23,11 @@ def get_config() -> ml_collections.ConfigDict:
   model.mlp_ratio = 4.0
   model.num_classes = -1                  # from the data (+ the null label)
   model.dropout = 0.0
+  # The label table starts at N(0, 1) (the U-Net's label embedding), not the paper's N(0, 0.02):
+  # behind zero-initialized adaLN the paper's init keeps the label's effect ~100x below the
+  # time's for the first thousands of steps, and these short trainings sampled at chance class
+  # accuracy (docs/latent.md, "DiT conditioning").
+  model.class_embed_std = 1.0
   config.diffusion.cond_drop_prob = 0.1   # the paper's label dropout for guidance
   config.sampling.guidance_scale = 0.0    # w; DiT's "cfg scale" s is w + 1 (FID-50K: s = 1.5)
   config.optim.learning_rate = 5e-4

@@ -23,5 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
   model.mlp_ratio = 4.0
   model.num_classes = -1
   model.dropout = 0.0
+  # The label table starts at N(0, 1) (the U-Net's label embedding), not the paper's N(0, 0.02):
+  # behind zero-initialized adaLN the paper's init keeps the label's effect ~100x below the
+  # time's for the first thousands of steps, and these short trainings sampled at chance class
+  # accuracy (docs/latent.md, "DiT conditioning").
+  model.class_embed_std = 1.0
   config.optim.learning_rate = 5e-4
   return config

@@ -39,7 +39,7 @@ import numpy as np
 
 from genjax.diffusion import losses
 from genjax.diffusion.method import DDPMConfig
-from genjax.latent.autoencoder import build_first_stage_model, scale_factor
+from genjax.latent.autoencoder import FirstStageModel, build_first_stage_model, scale_factor
 from genjax.nets.build import build_network
 from genjax.sampling import guidance, registry, schedules
 from genjax.sampling.posterior import LEARNED_VAR_TYPES
@@ -49,6 +49,16 @@ from genjax.types import DataSpec
 
 CONDITIONS = ("none", "class", "text", "inpaint", "super_res")
 FIRST_STAGES = ("autoencoder_kl", "vqgan")
+PIXELS = "pixels"
+
+
+def pixel_space(spec: DataSpec) -> FirstStageModel:
+  """The identity "first stage" of ``ldm.first_stage_workdir = "pixels"``: f = 1, the latent is
+  the image (pixel-space diffusion through the same second-stage code)."""
+  ident = lambda params, x, key=None: x
+  return FirstStageModel(net=None, regularizer="none", image_shape=tuple(spec.shape),
+                         latent_shape=tuple(spec.shape), factor=1, encode=ident,
+                         decode=lambda params, z: z, reconstruct=lambda params, x: x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +67,9 @@ class LDMConfig:
 
   Attributes:
     first_stage_workdir: the trained first stage's workdir (a ``configs/autoencoder_kl.py`` or
-      ``configs/vqgan.py`` run; its ``config.json`` rebuilds it).
+      ``configs/vqgan.py`` run; its ``config.json`` rebuilds it), or ``"pixels"``: no first
+      stage (f = 1 pixel-space diffusion with the same network, conditions and sampler; the
+      scale is ``scale_factor`` or 1).
     condition: none | class | text | inpaint | super_res.
     scale_factor: the latent scale; 0 takes the first stage's stored ``1 / std``.
     sample_posterior: KL first stages: train on ``z ~ q(z|x)`` (LDM) instead of its mean.
@@ -85,6 +97,15 @@ def load_first_stage(cfg: LDMConfig, spec: DataSpec):
     raise ValueError("config.ldm.first_stage_workdir is required: the workdir of a trained "
                      "first stage (python train.py --config=configs/autoencoder_kl.py "
                      "--workdir=runs/autoencoder_kl).")
+  if cfg.first_stage_workdir == PIXELS:
+    model = pixel_space(spec)
+    if cfg.first_stage_factor not in (0, 1) or (cfg.latent_channels and
+                                                cfg.latent_channels != spec.shape[-1]):
+      raise ValueError(f"config.ldm.first_stage_workdir='pixels' is f=1 with "
+                       f"{spec.shape[-1]} channels; config.ldm.first_stage_factor="
+                       f"{cfg.first_stage_factor}, latent_channels={cfg.latent_channels} ask "
+                       f"for another.")
+    return model, {}, cfg.scale_factor or 1.0
   from genjax.training.run import load_trained
   fs_config, fs_run, fs_state = load_trained(cfg.first_stage_workdir)
   if fs_config.method not in FIRST_STAGES:
@@ -355,5 +376,5 @@ def build_ldm(config, spec: DataSpec) -> Method:
   return method
 
 
-__all__ = ["CONDITIONS", "LDMConfig", "area_downsample", "build_ldm", "load_first_stage",
-           "random_box_masks"]
+__all__ = ["CONDITIONS", "LDMConfig", "PIXELS", "area_downsample", "build_ldm", "load_first_stage",
+           "pixel_space", "random_box_masks"]

@@ -176,6 +176,8 @@ class DiT(nn.Module):
       1e-5 by default).
     remat: rematerialise each DiT block in the backward pass (``nn.remat``): the same function
       and parameter names, less activation memory, more compute.
+    class_embed_std: standard deviation of the label table's initialization (0.02 in the
+      authors' code; see ``docs/latent.md`` for what it does to short trainings).
   """
 
   patch_size: int = 2
@@ -191,6 +193,7 @@ class DiT(nn.Module):
   temb_freq_shift: float = 0.0
   mlp_norm_eps: float = 1e-6
   remat: bool = False
+  class_embed_std: float = 0.02
 
   def _check_inputs(self, x: Array, t: Array, y: Optional[Array]) -> None:
     if x.ndim != 4:
@@ -249,7 +252,8 @@ class DiT(nn.Module):
     c = nn.Dense(d, kernel_init=std, bias_init=zeros, dtype=dt,
                  name="t_embedder_2")(nn.silu(temb))
     if self.num_classes > 0:
-      c = c + nn.Embed(self.num_classes + 1, d, embedding_init=std, dtype=dt,
+      c = c + nn.Embed(self.num_classes + 1, d,
+                       embedding_init=nn.initializers.normal(self.class_embed_std), dtype=dt,
                        name="y_embedder")(y)
 
     # 3. adaLN-Zero blocks.
