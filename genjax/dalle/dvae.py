@@ -163,8 +163,10 @@ def build_dvae_model(config, spec: DataSpec) -> tuple[DVAEModel, Method]:
     total = jnp.mean(recon + beta * kl)
     codes = jnp.argmax(lg, -1)
     perplexity, used = vq_lib.code_perplexity(codes, model.num_codes)
+    q_entropy, q_agg_perplexity = gumbel.posterior_usage(jax.lax.stop_gradient(lg))
     metrics = {"recon_mse": jnp.mean(sq) / dims, "kl_nats": jnp.mean(kl), "tau": tau,
-               "kl_weight": beta, "perplexity": perplexity, "codes_used": used}
+               "kl_weight": beta, "perplexity": perplexity, "codes_used": used,
+               "q_entropy": q_entropy, "q_agg_perplexity": q_agg_perplexity}
     return total, (metrics, None)
 
   def init(key, batch):

@@ -9,6 +9,9 @@ Generation", Sec. 2.1 and Appendix A.2), as pure functions of arrays.
 * :func:`kl_to_uniform`: ``KL(q || U_K) = sum_k q_k log q_k + log K`` per latent position, the
   KL term of the dVAE's ELBO under the uniform prior over the K codes (Ramesh et al. eq. 1
   with ``p_psi`` uniform during the first stage).
+* :func:`posterior_usage`: the mean entropy of ``q(z | x)`` per position and the perplexity of
+  the aggregate posterior (the average of ``q`` over a batch's positions), the two figures that
+  show a codebook collapsing before the argmax codes do.
 * :func:`cosine_anneal`: the schedules of Appendix A.2: the temperature from 1 to 1/16 and the
   KL weight beta from 0 up (6.6 in the paper), each along a half cosine, then held.
 """
@@ -65,3 +68,25 @@ def cosine_anneal(step, start: float, end: float, num_steps: int) -> Array:
   ``end`` from ``num_steps`` on (the cosine schedules of Ramesh et al. 2021, Appendix A.2)."""
   frac = jnp.clip(jnp.asarray(step, jnp.float32) / max(int(num_steps), 1), 0.0, 1.0)
   return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+
+
+def posterior_usage(logits: Array) -> tuple[Array, Array]:
+  """How many codes the encoder's posteriors spread over, for a batch of logits.
+
+  * ``entropy``: the mean over positions of ``H(q) = -sum_k q_k log q_k`` (``log K`` for a
+    uniform posterior, 0 for a one-hot one); ``KL(q || U_K) = log K - H(q)``.
+  * ``aggregate perplexity``: ``exp(H(q_bar))`` with ``q_bar = mean over all positions of q``
+    (K when the batch's posteriors together cover all codes evenly, m when they sit on m codes).
+
+  Args:
+    logits: [..., K].
+
+  Returns:
+    ``(entropy, aggregate_perplexity)``, float32 scalars.
+  """
+  logq = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  q = jnp.exp(logq)
+  entropy = -jnp.mean(jnp.sum(q * logq, axis=-1))
+  q_bar = jnp.mean(q.reshape(-1, logits.shape[-1]), axis=0)
+  agg = jnp.exp(-jnp.sum(jax.scipy.special.xlogy(q_bar, q_bar)))
+  return entropy, agg
