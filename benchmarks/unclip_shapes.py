@@ -23,7 +23,7 @@ For a trained ``configs/unclip_decoder_shapes.py`` run (with its prior and CLIP)
 
     python -m benchmarks.unclip_shapes --decoder_workdir=runs/unclip_decoder \\
         --prior_workdir=runs/unclip_prior --ldm_workdir=runs/ldm_shapes \\
-        --num_prompts=64 --per_prompt=4 --ldm_scales=0,3 --decoder_scales=0,3 \\
+        --num_prompts=64 --per_prompt=4 --ldm_scales=0,3 --decoder_scales=0,3 --prior_scale=1 \\
         --out=/tmp/unclip_shapes.json --png=docs/images/unclip_shapes_prompts.png
 """
 
@@ -38,6 +38,7 @@ flags.DEFINE_string("decoder_workdir", None, "The unCLIP decoder run.")
 flags.DEFINE_string("prior_workdir", None, "The unCLIP prior run (default: the decoder's "
                     "config.unclip.prior_workdir).")
 flags.DEFINE_string("ldm_workdir", None, "The text-to-image LDM run.")
+flags.DEFINE_integer("ldm_step", None, "The LDM checkpoint to compare (default: the newest).")
 flags.DEFINE_integer("num_prompts", 64, "Never-paired test captions.", lower_bound=2)
 flags.DEFINE_integer("per_prompt", 4, "Samples per caption.", lower_bound=2)
 flags.DEFINE_list("ldm_scales", ["0", "3"], "The LDM's guidance scales.")
@@ -88,7 +89,7 @@ def main(argv):
     dec_cfg.unclip.prior_guidance_scale = FLAGS.prior_scale
   ldm_cfg = run_lib.load_config(workdir_lib.current_config_path(FLAGS.ldm_workdir))
   dec_run, dec_state = run_lib.restore(dec_cfg, FLAGS.decoder_workdir)
-  ldm_run, ldm_state = run_lib.restore(ldm_cfg, FLAGS.ldm_workdir)
+  ldm_run, ldm_state = run_lib.restore(ldm_cfg, FLAGS.ldm_workdir, FLAGS.ldm_step)
   prior_cfg, prior_run, prior_state = run_lib.load_trained(prior_wd)
   clip_wd = dec_cfg.unclip.clip_workdir
   clip_cfg, clip_run, clip_state = run_lib.load_trained(clip_wd)
@@ -110,6 +111,25 @@ def main(argv):
   print(f"{len(seen)} distinct training captions seen by the four runs; {len(prompts)} "
         "never-paired test captions.")
 
+  # Training compute: steps x batch and FLOPs of one gradient step (XLA's cost analysis of
+  # the lowered step, which needs no compilation).
+  def step_flops(run, state, cfg):
+    b = int(cfg.training.batch_size)
+    batch = jax.tree.map(jnp.asarray, run.iterator.batch_at(0))
+    g = jax.jit(jax.grad(lambda p, bt, k: run.method.loss(p, bt, k)[0]))
+    cost = g.lower(state.params, batch, jax.random.key(0)).cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"]), b
+
+  for name, run, state, cfg in (("ldm", ldm_run, ldm_state, ldm_cfg),
+                                ("decoder", dec_run, dec_state, dec_cfg),
+                                ("prior", prior_run, prior_state, prior_cfg),
+                                ("clip", clip_run, clip_state, clip_cfg)):
+    fl, b = step_flops(run, state, cfg)
+    out["compute"][name] = {"steps": steps[name], "batch": b, "gflop_per_step": fl / 1e9,
+                            "train_tflop": fl * steps[name] / 1e12}
+  print(out["compute"], flush=True)
+
   # 2. References: the FD reference (test images), the floor, the real images of the prompts.
   ext = get_extractor("shapes")
   ref_x = np.asarray(dec_run.dataset.test.get(np.arange(FLAGS.ref_num))["x"])
@@ -122,7 +142,7 @@ def main(argv):
   real_p = np.asarray(dec_run.dataset.test.get(np.arange(FLAGS.ref_num, FLAGS.ref_num + n))["x"])
   real_pf, _ = extract(ext, real_p)  # n other test images: the recall reference
 
-  def score(name, x, seconds=None, captions=None, k=per):
+  def score(name, x, seconds=None, captions=None, group=per):
     x = np.asarray(x)
     captions = repeated if captions is None else captions
     f, _ = extract(ext, x)
@@ -135,16 +155,18 @@ def main(argv):
            "fd_shapes": float(frechet_distance(mu, sig, mu_r, sig_r)),
            "adherence": a["adherence"], **{k: a.get(k) for k in KINDS},
            "clip_score": float(cs.mean()),
-           "within_caption_dist": within_caption_distance(f, k) if k > 1 else None,
+           "within_caption_dist": within_caption_distance(f, group) if group > 1 else None,
            "precision": float(prec), "recall": float(recall), "sample_s": seconds}
     out["rows"].append(row)
-    print(row)
+    print(row, flush=True)
+    if FLAGS.out:
+      common.write_json(FLAGS.out, out)
     return row
 
   # The real rows: the real test images of the prompts, and the train floor (unconditional).
   real_own = np.asarray(dec_run.dataset.test.get(test_idx)["x"])
-  score("real test images of the prompts, own captions", real_own, captions=list(prompts), k=1)
-  score(f"real train images ({n}: FD floor, other captions: chance)", train_x, k=1)
+  score("real test images of the prompts, own captions", real_own, captions=list(prompts), group=1)
+  score(f"real train images ({n}: FD floor, other captions: chance)", train_x, group=1)
 
   # 3. Samples.
   tokens = np.asarray(tokenize(repeated, text_max_len(ldm_cfg)), np.int32)
@@ -172,21 +194,6 @@ def main(argv):
                inputs={"text": tokens, "image_embed": zi}, progress=False)
   score(f"unCLIP decoder w={w:g} from the real images' z_i (no prior)", x)
 
-  # 4. Training compute: steps x batch and FLOPs of one gradient step.
-  def step_flops(run, state, cfg):
-    b = int(cfg.training.batch_size)
-    batch = jax.tree.map(jnp.asarray, run.iterator.batch_at(0))
-    g = jax.jit(jax.grad(lambda p, bt, k: run.method.loss(p, bt, k)[0]))
-    return common.xla_flops(g, state.params, batch, jax.random.key(0)), b
-
-  for name, run, state, cfg in (("ldm", ldm_run, ldm_state, ldm_cfg),
-                                ("decoder", dec_run, dec_state, dec_cfg),
-                                ("prior", prior_run, prior_state, prior_cfg),
-                                ("clip", clip_run, clip_state, clip_cfg)):
-    fl, b = step_flops(run, state, cfg)
-    out["compute"][name] = {"steps": steps[name], "batch": b, "gflop_per_step": fl / 1e9,
-                            "train_tflop": fl * steps[name] / 1e12}
-  print(out["compute"])
   out["total_s"] = time.time() - t0
 
   head = ["fd_shapes", "adherence", *KINDS, "clip_score", "within_caption_dist", "precision",
