@@ -2,7 +2,6 @@
 condition, text -> prior -> decoder and image variations on tiny trained runs, and clear errors
 for a missing or incompatible CLIP workdir."""
 
-import os
 
 import jax
 import jax.numpy as jnp
