@@ -70,6 +70,7 @@ def test_unet_output_depends_on_the_embedding_through_time_embedding_and_tokens(
   # zero-initialised output layers would hide the dependence; perturb every parameter a little
   np_ = jax.tree.map(lambda a: a + 0.05 * jax.random.normal(jax.random.key(5), a.shape), np_)
 
+  @jax.jit
   def out(netp, tokp, z):
     c, m = decoder_context(tok.apply({"params": tokp}, z))
     return net.apply({"params": netp}, x, t, emb=z, context=c, context_mask=m)
