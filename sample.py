@@ -16,6 +16,10 @@ samplers and what each field does). ``--mode=inpaint|colorize|img2img`` with ``-
 image file, a folder, an .npz or a dataset split) writes the inputs, what the model was given
 and the results side by side.
 
+On an unCLIP decoder (``config.method = "unclip_decoder"``) ``--prompt`` runs text -> CLIP
+text embedding -> prior -> decoder, and ``--variations=image.png`` (or a folder, .npz, .npy or a
+split) decodes each input's CLIP image embedding ``--num_per_prompt`` times.
+
 On a cascade stage (``config.method = "cascade"``) it runs the whole chain below the stage and
 also writes every stage's grid side by side (``<tag>_stages.png``).
 
@@ -69,6 +73,9 @@ flags.DEFINE_string("prompts_file", None, "A file of captions, one per line (wit
                     "instead of it).")
 flags.DEFINE_integer("num_per_prompt", 4, "Samples per prompt (--prompt / --prompts_file).",
                      lower_bound=1)
+flags.DEFINE_string("variations", None, "unCLIP decoder runs: an image file, a folder, an .npz, "
+                    "an .npy or a dataset split (test, train) whose CLIP image embeddings are "
+                    "decoded --num_per_prompt times each; writes input | variations rows.")
 flags.DEFINE_string("control", None, "ControlNet runs: the condition computed from "
                     "--control_image (the run's own: edges, sobel, scribble, blur, lowres, mask, "
                     "foreground), or 'map' when the images are control maps already.")
@@ -183,9 +190,19 @@ def main(argv):
     texts = prompts_lib.read_prompts(FLAGS.prompt, FLAGS.prompts_file)  # checked before work
     if FLAGS.eval:
       raise cli.UsageError("--prompt / --prompts_file and --eval cannot be combined.")
+    if FLAGS.variations:
+      raise cli.UsageError("--prompt / --prompts_file and --variations cannot be combined.")
     paths = prompts_lib.prompt_grid_to_files(config, FLAGS.workdir, out, texts,
                                              per_prompt=FLAGS.num_per_prompt, batch=FLAGS.batch,
                                              seed=FLAGS.seed, step=FLAGS.step)
+    print("Wrote " + ", ".join(paths))
+  elif FLAGS.variations:
+    if FLAGS.eval:
+      raise cli.UsageError("--variations and --eval cannot be combined.")
+    from genjax.clip.decoder_method import variations_to_files
+    paths = variations_to_files(config, FLAGS.workdir, out, FLAGS.variations,
+                                per_image=FLAGS.num_per_prompt, num=FLAGS.num, batch=FLAGS.batch,
+                                seed=FLAGS.seed, step=FLAGS.step)
     print("Wrote " + ", ".join(paths))
   elif FLAGS.control or FLAGS.control_image or FLAGS.control_scale:
     from genjax.controlnet.sampling import control_to_files

@@ -43,6 +43,7 @@ METHODS = {
     "cascade": "genjax.cascade.method:build_cascade",
     "clip": "genjax.clip.method:build_clip",
     "unclip_prior": "genjax.clip.prior_method:build_unclip_prior",
+    "unclip_decoder": "genjax.clip.decoder_method:build_unclip_decoder",
     "controlnet": "genjax.controlnet.method:build_controlnet",
 }
 
@@ -59,6 +60,7 @@ SAMPLING = {
     "ldm": ("denoiser", ("discrete",)),
     "cascade": ("denoiser", ("discrete",)),
     "controlnet": ("denoiser", ("discrete",)),
+    "unclip_decoder": ("denoiser", ("discrete",)),
 }
 
 
