@@ -21,7 +21,8 @@ text embedding -> prior -> decoder, and ``--variations=image.png`` (or a folder,
 split) decodes each input's CLIP image embedding ``--num_per_prompt`` times.
 
 On a cascade stage (``config.method = "cascade"``) it runs the whole chain below the stage and
-also writes every stage's grid side by side (``<tag>_stages.png``).
+also writes every stage's grid side by side (``<tag>_stages.png``); with ``--prompt`` on a
+text-conditioned stage (Imagen, configs/imagen_shapes_sr.py) every text stage takes the prompts.
 
 Loads the latest checkpoint (or --step) from --workdir, samples with the EMA params and writes a
 PNG grid and an .npz of the samples into --workdir (or --out). The config must be the one the
@@ -192,9 +193,16 @@ def main(argv):
       raise cli.UsageError("--prompt / --prompts_file and --eval cannot be combined.")
     if FLAGS.variations:
       raise cli.UsageError("--prompt / --prompts_file and --variations cannot be combined.")
-    paths = prompts_lib.prompt_grid_to_files(config, FLAGS.workdir, out, texts,
-                                             per_prompt=FLAGS.num_per_prompt, batch=FLAGS.batch,
-                                             seed=FLAGS.seed, step=FLAGS.step)
+    if config.get("method") == "cascade":  # every stage of the chain, side by side
+      from genjax.cascade import chain
+      paths = chain.prompts_to_files(config, FLAGS.workdir, out, texts,
+                                     per_prompt=FLAGS.num_per_prompt, batch=FLAGS.batch,
+                                     seed=FLAGS.seed, step=FLAGS.step)
+    else:
+      paths = prompts_lib.prompt_grid_to_files(config, FLAGS.workdir, out, texts,
+                                               per_prompt=FLAGS.num_per_prompt,
+                                               batch=FLAGS.batch, seed=FLAGS.seed,
+                                               step=FLAGS.step)
     print("Wrote " + ", ".join(paths))
   elif FLAGS.variations:
     if FLAGS.eval:
