@@ -186,7 +186,8 @@ def main(argv):
       for k, v in given.items():
         config.sampling[k] = tuple(float(t) for t in v) if k == "taus" else v
   out = FLAGS.out or FLAGS.workdir
-  if FLAGS.prompt or FLAGS.prompts_file:
+  controlled = bool(FLAGS.control or FLAGS.control_image or FLAGS.control_scale)
+  if (FLAGS.prompt or FLAGS.prompts_file) and not controlled:
     from genjax.latent import prompts as prompts_lib
     texts = prompts_lib.read_prompts(FLAGS.prompt, FLAGS.prompts_file)  # checked before work
     if FLAGS.eval:
@@ -212,15 +213,20 @@ def main(argv):
                                 per_image=FLAGS.num_per_prompt, num=FLAGS.num, batch=FLAGS.batch,
                                 seed=FLAGS.seed, step=FLAGS.step)
     print("Wrote " + ", ".join(paths))
-  elif FLAGS.control or FLAGS.control_image or FLAGS.control_scale:
+  elif controlled:  # with --prompt: captions for a ControlNet on a text-conditioned base
     from genjax.controlnet.sampling import control_to_files
+    texts = None
+    if FLAGS.prompt or FLAGS.prompts_file:
+      from genjax.latent import prompts as prompts_lib
+      texts = prompts_lib.read_prompts(FLAGS.prompt, FLAGS.prompts_file)
     try:
       scales = None if FLAGS.control_scale is None else [float(v) for v in FLAGS.control_scale]
     except ValueError:
       raise cli.UsageError(f"--control_scale takes numbers, got {FLAGS.control_scale}.")
     paths = control_to_files(config, FLAGS.workdir, out, control=FLAGS.control,
                              image=FLAGS.control_image or "test", scales=scales, num=FLAGS.num,
-                             batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step)
+                             batch=FLAGS.batch, seed=FLAGS.seed, step=FLAGS.step,
+                             prompts=texts)
     print("Wrote " + ", ".join(paths))
   elif FLAGS.eval:
     result = sampling.evaluate(config, FLAGS.workdir, FLAGS.eval.split(","), out,

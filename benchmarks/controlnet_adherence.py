@@ -14,9 +14,19 @@ For a trained controlnet run (and its base):
    timed interleaved in one process;
 4. a grid of control map | samples at scales 0, 1, 2 (``--grid``).
 
+On the captioned shapes (``configs/controlnet_shapes_masks.py`` on the text-to-image latent
+model) each sample is drawn with its test image's caption and mask; beside mask IoU it reports
+FD in the shapes classifier's space (``fd_shapes``) and caption adherence, and the floors: the
+same numbers for real images (train images for FD, the test images with their own captions and
+with another image's caption), and the mask IoU of the base's first-stage reconstructions
+(what the latent space keeps of the masks).
+
     python -m benchmarks.controlnet_adherence \\
         --config=configs/controlnet_digits_edges.py --workdir=runs/cn_edges \\
         --base_config=configs/ddpm.py --num=256 --out=/tmp/cn_bench.json --grid=grid.png
+    python -m benchmarks.controlnet_adherence \\
+        --config=configs/controlnet_shapes_masks.py --workdir=runs/cn_masks \\
+        --base_config=configs/ldm_shapes.py --num=256 --grid=masks.png
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ flags.DEFINE_string("curve_cache", None, "JSON of adherence-curve points already
                     "(step -> result); new points are added, so the curve can be measured while "
                     "the run trains (--curve_only).")
 flags.DEFINE_bool("curve_only", False, "Only measure the curve points not yet in --curve_cache.")
+flags.DEFINE_bool("skip_cost", False, "Skip the train-step timing.")
 flags.DEFINE_bool("curve_from_cache", False, "Take the curve from --curve_cache as it is "
                   "(another process measures it).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -86,6 +97,41 @@ def train_step_cost(cn_config, base_config, reps: int) -> dict:
           "batch_size": int(cn_config.training.batch_size)}
 
 
+def shapes_floors(config, run, num: int) -> dict:
+  """Real-data floors on the captioned shapes: FD of real train images, caption adherence of
+  the real test images to their own and to another image's caption, and mask IoU of the real
+  test images and of the latent base's first-stage reconstructions."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from genjax.controlnet import conditions as cond_lib
+  from genjax.controlnet.method import load_base
+  from genjax.metrics import reference as ref_lib
+  from genjax.metrics.adherence import caption_adherence
+  from genjax.metrics.evaluate import evaluate
+  data = run.dataset.test.get(np.arange(num))
+  x = np.asarray(data["x"])
+  out = {}
+  train = ref_lib.dataset_images("shapes", "train", image_size=x.shape[1], max_examples=num)
+  out["fd_shapes_real_train"] = float(evaluate(np.asarray(train), ("fd",), "shapes")["fd_shapes"])
+  out["caption_adherence_real"] = float(caption_adherence(x, data)["adherence"])
+  rolled = {k: np.roll(v, 1, axis=0) for k, v in data.items()}
+  out["caption_adherence_chance"] = float(caption_adherence(x, rolled)["adherence"])
+  ctype = cond_lib.get_condition("mask")
+  ref = ctype.compute(data, None)
+  base = load_base(config.controlnet.base_workdir)
+  if base.latent is not None:
+    rec = np.concatenate([np.asarray(jax.jit(lambda a: base.latent.decode(base.latent.encode(a)))(
+        jnp.asarray(x[i:i + 128]))) for i in range(0, num, 128)])
+    out["mask_iou_first_stage_recon"] = float(jnp.mean(ctype.adherence(
+        ref, ctype.recompute(jnp.asarray(rec)))))
+    out["caption_adherence_first_stage_recon"] = float(caption_adherence(rec, data)["adherence"])
+    out["fd_shapes_first_stage_recon"] = float(evaluate(np.clip(rec, -1, 1), ("fd",),
+                                                        "shapes")["fd_shapes"])
+  return out
+
+
 def main(argv):
   del argv
   import jax
@@ -121,7 +167,7 @@ def main(argv):
     r = evaluate_adherence(sample, ctype, args, st.ema_params, run.dataset, jax.random.key(0),
                            curve_num, config.controlnet.condition, scales=(1.0,))
     cache[int(step)] = {"step": int(step), "adherence": r["scale_1"]["adherence"],
-                        "fd_digits": r["scale_1"].get("fd_digits")}
+                        **{k: v for k, v in r["scale_1"].items() if k != "adherence"}}
     print(cache[int(step)])
     if FLAGS.curve_cache:
       with open(FLAGS.curve_cache, "w") as f:
@@ -149,9 +195,14 @@ def main(argv):
     gain = [c["step"] for c in curve if c["adherence"] - base_level >= 0.8 * (final - base_level)]
     out["step_80pct_of_gain"] = gain[0] if gain else None
 
+  if config.data.dataset == "shapes":
+    out["floors"] = shapes_floors(config, run, num)
+    print(out["floors"])
+
   # 3. Train-step cost.
-  out["cost"] = train_step_cost(config, FLAGS.base_config, reps)
-  print(out["cost"])
+  if not FLAGS.skip_cost:
+    out["cost"] = train_step_cost(config, FLAGS.base_config, reps)
+    print(out["cost"])
 
   # 4. The grid.
   if FLAGS.grid:

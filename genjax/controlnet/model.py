@@ -129,16 +129,20 @@ def make_condition(maps: Sequence[Array], scales: Sequence[float] | Array,
   return cond
 
 
-def null_condition(null_label: Optional[int], guess_mode: bool):
-  """The null branch of classifier-free guidance for a controlled model: the null label, and in
-  guess mode a zero control scale (the control then enters only the conditional branch).
-  Returns a callable ``cond -> null cond`` for :func:`genjax.sampling.guidance.
-  classifier_free_guidance`."""
+def null_condition(null_label: Optional[int], guess_mode: bool, empty_text: Optional[Array] = None):
+  """The null branch of classifier-free guidance for a controlled model: the null label (and,
+  for text-conditioned bases, the empty caption's tokens ``empty_text`` [L] in place of
+  ``cond["text"]``), and in guess mode a zero control scale (the control then enters only the
+  conditional branch). Returns a callable ``cond -> null cond`` for
+  :func:`genjax.sampling.guidance.classifier_free_guidance`."""
 
   def null(cond):
     out = dict(cond)
     if "label" in cond and null_label is not None:
       out["label"] = jnp.full_like(cond["label"], null_label)
+    if "text" in cond and empty_text is not None:
+      out["text"] = jnp.broadcast_to(jnp.asarray(empty_text, cond["text"].dtype),
+                                     cond["text"].shape)
     if guess_mode:
       out["scale"] = jnp.zeros_like(cond["scale"])
     return out

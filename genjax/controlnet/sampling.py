@@ -25,7 +25,8 @@ def _control_images(source: str, dataset, num: int, seed: int):
     raise ValueError(f"--control_image {source!r} is neither an image file, a folder, an .npz "
                      "nor a dataset split (test, train).")
   from genjax.training.sampling import load_inputs
-  images = load_inputs(source, dataset, num, seed)
+  images = load_inputs(source, dataset, num, seed, flag="--control_image",
+                       use="ControlNet control images")
   reps = -(-num // len(images))
   return np.concatenate([images] * reps)[:num], {}
 
@@ -33,7 +34,8 @@ def _control_images(source: str, dataset, num: int, seed: int):
 def control_to_files(config, workdir: str, out: str, *, control: Optional[str] = None,
                      image: str = "test", scales: Optional[Sequence[float]] = None,
                      num: int = 16, batch: int = 256, seed: int = 0,
-                     step: Optional[int] = None) -> list[str]:
+                     step: Optional[int] = None,
+                     prompts: Optional[Sequence[str]] = None) -> list[str]:
   """Restores a ``controlnet`` run and samples it under the control maps of ``image``.
 
   Args:
@@ -41,9 +43,13 @@ def control_to_files(config, workdir: str, out: str, *, control: Optional[str] =
       ``"map"`` when the images are control maps already (default: the run's).
     image: an image file, a folder, an .npz or a dataset split (``test`` / ``train``).
     scales: control scales; each gives one column of the figure (default: the config's).
+    prompts: captions for a text-conditioned base (``--prompt`` / ``--prompts_file``): the
+      control image ``i`` is drawn with ``prompts[i % len(prompts)]``. Without prompts, the
+      images of a dataset split keep their own captions, other images get the empty caption.
 
   Writes ``<tag>_control.png`` (rows of control map | sample at each scale) and
-  ``<tag>_control.npz`` (images, maps, samples [num_scales, num, ...], scales).
+  ``<tag>_control.npz`` (images, maps, samples [num_scales, num, ...], scales, and the captions
+  ``prompts`` [num] with their ``tokens`` when prompts were given).
 
   Raises:
     ValueError: a method other than controlnet, a condition other than the run's, a missing
@@ -66,8 +72,20 @@ def control_to_files(config, workdir: str, out: str, *, control: Optional[str] =
       raise ValueError(f"{name} must be a positive integer, got {value!r}.")
   scales = [float(config.controlnet.control_scale)] if scales is None else [float(s) for s in
                                                                           scales]
+  tokens = None
+  if prompts:
+    from genjax.latent.prompts import text_max_len
+    from genjax.text import tokenize
+    prompts = [prompts[i % len(prompts)] for i in range(num)]
+    tokens = np.asarray(tokenize(list(prompts), text_max_len(config)), np.int32)
   run, state = run_lib.restore(config, workdir, step)
+  if tokens is not None and "text" not in run.method.modes:
+    raise ValueError("--prompt needs a ControlNet on a text-conditioned base (e.g. "
+                     "configs/controlnet_shapes_masks.py on configs/ldm_shapes.py); this one's "
+                     "base takes no text.")
   images, extra = _control_images(image, run.dataset, num, seed)
+  if tokens is not None:
+    extra = dict(extra, text=tokens)
   args = dict(config.controlnet.condition_args or {})
   key = jax.random.key(seed)
   if control == "map":
@@ -76,6 +94,8 @@ def control_to_files(config, workdir: str, out: str, *, control: Optional[str] =
       maps = (maps + 1) / 2 if own in ("edges", "sobel", "scribble", "foreground", "mask") \
           else maps
     base_inputs = {"control": maps}
+    if tokens is not None:
+      base_inputs["text"] = tokens
   else:
     maps = np.asarray(cond_lib.get_condition(own).compute(
         {"x": images, **extra}, jax.random.fold_in(key, 1), **args))
@@ -89,6 +109,7 @@ def control_to_files(config, workdir: str, out: str, *, control: Optional[str] =
   tag = run.method.sample_tag + "_control"
   png = save_pairs(maps, samples, os.path.join(out, f"{tag}.png"))
   npz = os.path.join(out, f"{tag}.npz")
+  more = {} if tokens is None else {"prompts": np.asarray(prompts), "tokens": tokens}
   np.savez_compressed(npz, images=images, maps=maps, samples=np.stack(samples),
-                      scales=np.asarray(scales), step=int(jax.device_get(state.step)))
+                      scales=np.asarray(scales), step=int(jax.device_get(state.step)), **more)
   return [png, npz]

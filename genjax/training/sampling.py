@@ -241,21 +241,25 @@ def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights
 # ------------------------------------------------------------------------------------------------
 
 
-def load_inputs(source: str, dataset, n: int, seed: int = 0) -> np.ndarray:
+def load_inputs(source: str, dataset, n: int, seed: int = 0, flag: str = "--input",
+                use: str = "inpaint / colorize / img2img") -> np.ndarray:
   """``n`` input images in the data's shape and range: a dataset split (``test`` / ``train``:
   a seeded choice of its examples), an image file or folder (PNG/JPEG, resized and converted
   to the data's channels), or an ``.npz`` of images.
+
+  ``flag`` and ``use`` name the command-line flag the images came from and what they are for,
+  in the error messages (e.g. ``"--control_image"``, ``"ControlNet"``).
 
   Raises:
     ValueError: no input, an unknown split, or images that cannot take the data's shape.
   """
   spec = dataset.spec
   if spec.kind != "image":
-    raise ValueError("inpaint / colorize / img2img need image data.")
+    raise ValueError(f"{use} need image data.")
   h, w, c = spec.shape
   if not source:
-    raise ValueError("mode inpaint / colorize / img2img needs --input: an image file, a folder "
-                     "of images, an .npz, or a dataset split (test or train).")
+    raise ValueError(f"{'mode ' if flag == '--input' else ''}{use} needs {flag}: an image file, a "
+                     "folder of images, an .npz, or a dataset split (test or train).")
   if source in ("test", "train"):
     split = getattr(dataset, source)
     idx = np.random.default_rng(seed).choice(len(split), size=min(n, len(split)), replace=False)
@@ -263,7 +267,7 @@ def load_inputs(source: str, dataset, n: int, seed: int = 0) -> np.ndarray:
   from genjax.data import resize_images
   from genjax.metrics import image_files
   if not os.path.exists(source):
-    raise ValueError(f"--input {source!r} is neither a file, a folder nor a split (test, train).")
+    raise ValueError(f"{flag} {source!r} is neither a file, a folder nor a split (test, train).")
   if os.path.isfile(source) and not source.endswith(".npz"):
     images = image_files.read_image(source, c)[None]
   else:
