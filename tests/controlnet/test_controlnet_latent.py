@@ -1,6 +1,9 @@
-"""ControlNet on a text-conditioned latent diffusion base (configs/controlnet_shapes_masks.py on
-a tiny configs/ldm_shapes.py run): it starts exactly at the base, carries the caption to the
-trainable copy, trains with the base frozen, and samples with prompts and masks."""
+"""ControlNet on a text-conditioned latent diffusion base: the caption's context reaches the
+base and the trainable copy, the mask encoder works down to the latent grid, guidance's null
+branch is the empty caption, and at initialisation the guided denoiser is the base's bit for bit
+(fast); on a tiny trained configs/ldm_shapes.py run (slow: two trainings), the whole method
+(first-stage encoding, decoding, the trainer) starts exactly at the base, trains with it
+frozen, and samples with prompts and masks."""
 
 import os
 
@@ -70,6 +73,56 @@ def _bits(a):
   return np.asarray(a, np.float32).view(np.uint32)
 
 
+def test_guided_controlnet_on_a_text_latent_unet_is_the_base_at_init_and_reads_the_caption():
+  from genjax.controlnet.model import controlled_apply, make_condition, null_condition
+  from genjax.nets.controlnet import controlnet_like, init_from_base
+  from genjax.nets.text import TextEncoder
+  from genjax.nets.unet import UNet
+  from genjax.sampling.guidance import classifier_free_guidance
+  from genjax.text import tokenize, vocab_size
+  enc = TextEncoder(vocab_size=vocab_size(), max_len=12, width=8, depth=1, num_heads=2)
+  tokens = jnp.asarray(tokenize(["a red circle", "a small blue square", "a green cross"], 12))
+  empty = np.asarray(tokenize([""], 12)[0])
+  text_p = enc.init(jax.random.key(5), tokens)["params"]
+  ctx = lambda tok: dict(zip(("context", "context_mask"),
+                             (enc.apply({"params": text_p}, tok)[0], tok != 0)))
+  unet = UNet(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4, 2), dropout=0.0,
+              context_dim=8, num_heads=2, out_channels=4)
+  z, t = jax.random.normal(jax.random.key(1), (3, 4, 4, 4)), jnp.array([3, 20, 45])
+  base = unet.init(jax.random.key(0), z, t, **ctx(tokens))["params"]
+  base = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.key(7), p.shape), base)
+  net = controlnet_like(unet, hint_channels=(4, 8, 8), hint_downsample=4)  # 16x16 -> 4x4
+  masks = (jax.random.uniform(jax.random.key(2), (3, 16, 16, 1)) > 0.7).astype(jnp.float32)
+  ctrl = init_from_base(net.init(jax.random.key(3), z, t, control=masks, **ctx(tokens))["params"],
+                        base)
+
+  def controlled(p):
+    fn = lambda x, tt, c: controlled_apply(unet, [net], base, [p], x, tt, dict(c, **ctx(c["text"])))
+    return classifier_free_guidance(fn, 2.0, null_condition(None, False, empty))
+
+  plain = classifier_free_guidance(
+      lambda x, tt, c: unet.apply({"params": base}, x, t=tt, **ctx(c["text"])), 2.0,
+      lambda c: dict(c, text=jnp.broadcast_to(jnp.asarray(empty), c["text"].shape)))
+  cond = dict(make_condition([masks], [1.5]), text=tokens)
+  ours = jax.jit(lambda: controlled(ctrl)(z, t, cond))()
+  theirs = jax.jit(lambda: plain(z, t, {"text": tokens}))()
+  np.testing.assert_array_equal(_bits(ours), _bits(theirs))
+  # once the zero convolutions are not zero, the copy's residuals follow the mask and the caption
+  moved = {k: (jax.tree.map(lambda a: a + 0.05, v) if k.startswith(("zero", "hint_conv_out"))
+               else v) for k, v in ctrl.items()}
+  fn = jax.jit(lambda c: controlled(moved)(z, t, c))
+  out = fn(cond)
+  assert not np.allclose(out, theirs, atol=1e-4)
+  assert not np.allclose(fn(dict(cond, text=tokens[::-1])), out, atol=1e-5)
+  assert not np.allclose(fn(dict(cond, control=(1.0 - masks,))), out, atol=1e-5)
+  # the null branch is the empty caption, the control kept (guess mode would zero its scale)
+  null = null_condition(None, False, empty)(cond)
+  np.testing.assert_array_equal(null["text"], np.broadcast_to(empty, tokens.shape))
+  assert null["control"] is cond["control"] and null["scale"] is cond["scale"]
+  assert not np.any(null_condition(None, True, empty)(cond)["scale"])
+
+
+@pytest.mark.slow
 def test_controlnet_on_the_latent_base_starts_exactly_at_it_and_trains_only_itself(
     latent_base, tmp_path):
   base_wd, base_state, base_cfg = latent_base
@@ -121,9 +174,9 @@ def test_controlnet_on_the_latent_base_starts_exactly_at_it_and_trains_only_itse
   assert float(jnp.abs(state.params["zero_conv_mid"]["kernel"]).sum()) > 0
   n_params = sum(np.size(x) for x in jax.tree.leaves(state.params))
   assert sum(np.size(x) for x in jax.tree.leaves(state.opt_state)) < 2 * n_params + 10
-  return wd
 
 
+@pytest.mark.slow
 def test_prompts_and_masks_through_control_to_files(latent_base, tmp_path):
   """``sample.py --control=mask --control_image=test --prompt=...``'s library call: the prompts
   cycle over the control images and are recorded; a missing file names --control_image."""
@@ -150,6 +203,7 @@ def test_prompts_and_masks_through_control_to_files(latent_base, tmp_path):
     control_to_files(cfg, wd, out, control="mask", image=str(tmp_path / "nothing.png"), num=2)
 
 
+@pytest.mark.slow
 def test_latent_base_refuses_a_hint_encoder_at_another_resolution(latent_base):
   base_wd, _, _ = latent_base
   cfg = tiny_masks_config(base_wd)
