@@ -128,6 +128,7 @@ def test_frozen_clip_encoder_is_unchanged_and_has_no_optimizer_state_or_ema(clip
   assert out.shape == (2, 16, 16, 3) and np.all(np.abs(np.asarray(out)) <= 1)
 
 
+@pytest.mark.slow
 def test_joint_encoder_is_trained_with_the_unet():
   config = _tiny(imagen_shapes_base.get_config(), "joint")
   # Three steps: the zero-initialised conv_out moves at step 0, the zero-initialised output
