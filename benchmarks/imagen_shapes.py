@@ -46,7 +46,9 @@ from absl import app, flags
 flags.DEFINE_enum("task", None, ["levels", "compute", "encoders", "guidance"], "What to measure.")
 flags.DEFINE_string("workdir", None, "A trained cascade stage (the chain below from its record).")
 flags.DEFINE_string("direct_workdir", None, "compute: one model at the final resolution.")
-flags.DEFINE_string("joint_workdir", None, "encoders: the jointly trained encoder's run.")
+flags.DEFINE_string("joint_workdir", None, "encoders: the jointly trained encoder's run (or "
+                    "none: --workdir alone, under the name --label).")
+flags.DEFINE_string("label", "frozen", "encoders: the name of --workdir's run in the results.")
 flags.DEFINE_list("levels", ["0", "50", "100", "250", "500"], "levels: sampling-time s.")
 flags.DEFINE_list("scales", ["0", "1", "3", "5", "10"], "Guidance weights w.")
 flags.DEFINE_list("thresholds", ["none", "static", "dynamic"], "guidance: x0 thresholding.")
@@ -252,7 +254,11 @@ def task_compute(results):
 
 def task_encoders(results):
   from genjax.metrics.adherence import real_ceiling
-  runs = {"frozen": FLAGS.workdir, "joint": FLAGS.joint_workdir}
+  runs = {FLAGS.label: FLAGS.workdir}
+  if FLAGS.joint_workdir:
+    runs["joint"] = FLAGS.joint_workdir
+  # The captions no training batch held: both runs read the same batches (same data seed and
+  # batch size), so one run's first steps_of(run) batches are the other's too.
   prompts, tokens = unseen_prompts(list(runs.values()), FLAGS.num_prompts)
   results["steps"] = {k: steps_of(w) for k, w in runs.items()}
   from genjax.data import shapes
