@@ -1,6 +1,6 @@
 """DALL-E's discrete VAE (Ramesh et al. 2021, Sec. 2.1) on the captioned 32x32 ``shapes``: an
-8x8 grid of codes from K = 512, the Gumbel-softmax temperature annealed 1 -> 1/16 and the KL
-weight to the uniform prior raised from 0 (both cosine), argmax codes at inference. The first
+8x8 grid of codes from K = 512, the Gumbel-softmax temperature annealed 1 -> 1/16 (cosine) and
+the KL weight to the uniform prior held at 10 from the first step, argmax codes at inference. The first
 stage of configs/dalle_shapes.py.
 
 python train.py --config=configs/dvae_shapes.py --workdir=runs/dvae_shapes
