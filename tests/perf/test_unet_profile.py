@@ -40,5 +40,8 @@ def test_trace_maps_thunks_to_hlo_instructions():
   totals, wall = unet_profile.trace_events(lambda: jax.block_until_ready(compiled(x, w)), 2,
                                            names)
   assert wall > 0 and totals
-  mapped = sum(ns for name, ns in totals.items() if name in meta)
+  # Most of the time counted is in this program's instructions (an executable restored from
+  # the compilation cache may carry no op_name metadata, so names, not metadata, are checked).
+  mapped = sum(ns for name, ns in totals.items() if name in names)
   assert mapped > 0.5 * sum(totals.values()), totals
+  assert any("conv" in name for name in totals), totals
