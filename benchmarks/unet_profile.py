@@ -143,6 +143,8 @@ def main(argv):
   del argv
   from genjax import cli
   from genjax.training import compile_opts
+  # An executable restored from the persistent cache may carry no op_name metadata.
+  jax.config.update("jax_enable_compilation_cache", False)
   if FLAGS.preset not in compile_opts.PRESETS:
     raise cli.UsageError(f"unknown --preset {FLAGS.preset!r}; choose from "
                          f"{sorted(compile_opts.PRESETS)}.")
