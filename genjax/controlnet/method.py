@@ -211,48 +211,20 @@ def load_base(workdir: str, spec: Optional[DataSpec] = None, data_section=None) 
 
 
 def _latent_base(b_config, b_spec: DataSpec, learned: bool, workdir: str):
-  """The denoiser, frozen first stage and text encoder of an ``ldm`` base, built as
-  :func:`genjax.latent.ldm.build_ldm` builds them (its bitwise equality with the ldm method's
-  samples is tested)."""
-  from genjax.latent.ldm import LDMConfig, load_first_stage
-  from genjax.nets.build import build_network
+  """The denoiser, frozen first stage and text encoder of an ``ldm`` base, by
+  :func:`genjax.latent.ldm.latent_parts`, as the ldm method builds them."""
+  from genjax.latent.ldm import LDMConfig, latent_parts
   lcfg = from_section(LDMConfig, b_config.get("ldm"), where="ldm")
   if lcfg.condition not in ("none", "class", "text"):
     raise ValueError(f"ControlNet on a latent base takes ldm.condition none, class or text; the "
                      f"base in {workdir} has {lcfg.condition!r}.")
-  fs, fs_params, scale = load_first_stage(lcfg, b_spec)
+  parts = latent_parts(b_config, b_spec, lcfg, learned)
+  fs, net, encode, decode = parts.first_stage, parts.net, parts.encode, parts.decode
   lh, lw, lc = fs.latent_shape
-  overrides = {}
   text = None
-  if lcfg.condition == "text":
-    from genjax.latent.prompts import text_max_len
-    from genjax.nets.text import TextEncoder
-    from genjax.text import tokenize, vocab_size
-    max_len = text_max_len(b_config)
-    enc_fields = dict(to_dict(b_config.get("text_encoder")))
-    enc_fields.setdefault("vocab_size", vocab_size())
-    enc_fields.setdefault("max_len", max_len)
-    enc = TextEncoder(**{k: tuple(v) if isinstance(v, list) else v for k, v in enc_fields.items()})
-    probe = jnp.zeros((1, max_len), jnp.int32)
-    out = jax.eval_shape(lambda t: enc.init_with_output(jax.random.key(0), t)[0], probe)
-    overrides["context_dim"] = int(out[0].shape[-1])
-    text = TextCondition(encoder=enc, empty=np.asarray(tokenize([""], max_len)[0], np.int32),
-                         max_len=max_len)
-  latent_spec = DataSpec(shape=(lh, lw, lc), num_classes=b_spec.num_classes if
-                         lcfg.condition == "class" else 0, kind="image")
-  if not learned:
-    overrides["out_channels"] = lc
-  net = build_network(dict(to_dict(b_config.model)), latent_spec, learned_variance=learned,
-                      **overrides)
-  if learned:
-    net = dataclasses.replace(net, out_channels=2 * lc)
-
-  def encode(x, key=None):
-    return jax.lax.stop_gradient(fs.encode(fs_params, x, key) * scale)
-
-  def decode(z):
-    return jnp.clip(fs.decode(fs_params, z / scale), -1.0, 1.0)
-
+  if parts.text_encoder is not None:
+    text = TextCondition(encoder=parts.text_encoder, empty=np.asarray(parts.empty_tokens),
+                         max_len=parts.max_len)
   stage = LatentStage(encode=encode, decode=decode, shape=(lh, lw, lc), factor=int(fs.factor),
                       sample_posterior=bool(lcfg.sample_posterior and fs.regularizer == "kl"))
   return net, stage, text

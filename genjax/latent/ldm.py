@@ -32,6 +32,7 @@ Without inputs it uses held-out examples' captions / images, or every class in t
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -153,33 +154,48 @@ def area_downsample(x: jax.Array, r: int) -> jax.Array:
   return x.reshape(b, h // r, r, w // r, r, c).mean(axis=(2, 4))
 
 
-def build_ldm(config, spec: DataSpec) -> Method:
-  """Builds latent diffusion from ``config.ldm``, ``config.diffusion``, ``config.model``,
-  ``config.sampling`` (and ``config.text_encoder``: the fields of :class:`genjax.nets.text.TextEncoder`, for text models; ``vocab_size`` and ``max_len`` default to the tokenizer's and the data's ``text_len``)."""
-  cfg = from_section(LDMConfig, config.get("ldm"), where="ldm")
-  dcfg = from_section(DDPMConfig, config.diffusion, where="diffusion")
-  if dcfg.parameterization not in losses.PARAMETERIZATIONS:
-    raise ValueError(f"diffusion.parameterization must be eps, x0 or v, got "
-                     f"{dcfg.parameterization!r}.")
-  if not 0.0 <= dcfg.cond_drop_prob < 1.0:
-    raise ValueError(f"diffusion.cond_drop_prob must be in [0, 1), got {dcfg.cond_drop_prob}.")
-  sampling = registry.from_config(config.get("sampling"), default="ddim")
-  if spec.kind != "image":
-    raise ValueError("method 'ldm' needs image data.")
-  condition = cfg.condition
-  if condition == "class" and not spec.num_classes:
-    raise ValueError("ldm.condition='class' needs labelled data (e.g. the digits).")
-  from genjax.latent.prompts import text_max_len
-  if condition == "text" and dcfg.cond_drop_prob == 0 and sampling.guidance_scale:
-    raise ValueError("sampling.guidance_scale needs diffusion.cond_drop_prob > 0 (caption "
-                     "dropout to the empty caption).")
+@dataclasses.dataclass(frozen=True)
+class LatentParts:
+  """What a latent-diffusion run is built from (:func:`latent_parts`).
 
+  Attributes:
+    first_stage, first_stage_params, scale: the frozen first stage and its latent scale factor.
+    encode: ``x, key=None -> scale * E(x)`` (a posterior sample when ``key`` is given), without
+      gradients.
+    decode: ``z -> clip(D(z / scale), -1, 1)``.
+    net: the denoiser on the latents (U-Net or DiT; a label embedding for class models, the
+      text encoder's width as ``context_dim`` for text models).
+    text_encoder: tau_theta (:class:`genjax.nets.text.TextEncoder`) of a text model, else None.
+    max_len: its token length (text models).
+    empty_tokens: the empty caption's tokens ``[max_len]`` (text models).
+  """
+  first_stage: Any
+  first_stage_params: Any
+  scale: float
+  encode: Any
+  decode: Any
+  net: Any
+  text_encoder: Any = None
+  max_len: int = 0
+  empty_tokens: Any = None
+
+
+def latent_parts(config, spec: DataSpec, cfg: LDMConfig, learned: bool) -> LatentParts:
+  """The frozen first stage, tau_theta and the latent denoiser of ``config`` (an ``ldm`` config),
+  as :func:`build_ldm` builds them; also the way to rebuild a trained ldm run's network (a
+  ControlNet on a latent base).
+
+  Args:
+    config: the run's config (``model``, ``text_encoder``, ``data``).
+    spec: the image data's spec.
+    cfg: its ``ldm`` section.
+    learned: the denoiser also outputs improved DDPM's variance channels.
+  """
+  from genjax.latent.prompts import text_max_len
+  condition = cfg.condition
   # 1. The frozen first stage.
   fs, fs_params, scale = load_first_stage(cfg, spec)
   lh, lw, lc = fs.latent_shape
-  h, w, c = spec.shape
-  if condition == "super_res" and (h % cfg.lowres_factor or w % cfg.lowres_factor):
-    raise ValueError(f"ldm.lowres_factor={cfg.lowres_factor} does not divide the {h}x{w} images.")
 
   def encode(x, key=None):
     return jax.lax.stop_gradient(fs.encode(fs_params, x, key) * scale)
@@ -188,7 +204,7 @@ def build_ldm(config, spec: DataSpec) -> Method:
     return jnp.clip(fs.decode(fs_params, z / scale), -1.0, 1.0)
 
   # 2. tau_theta, the text encoder trained jointly (text models).
-  text_enc = None
+  text_enc, max_len, empty_tokens = None, 0, None
   overrides = {}
   if condition == "text":
     from genjax.nets.text import TextEncoder
@@ -206,7 +222,6 @@ def build_ldm(config, spec: DataSpec) -> Method:
     empty_tokens = jnp.asarray(tokenize([""], max_len)[0], jnp.int32)
 
   # 3. The denoiser on latents (U-Net or DiT; label embedding for class models).
-  learned = dcfg.var_type in LEARNED_VAR_TYPES
   latent_spec = DataSpec(shape=(lh, lw, lc), num_classes=spec.num_classes if condition ==
                          "class" else 0, kind="image")
   if not learned:
@@ -218,6 +233,38 @@ def build_ldm(config, spec: DataSpec) -> Method:
   net = build_network(model_section, latent_spec, learned_variance=learned, **overrides)
   if learned:
     net = dataclasses.replace(net, out_channels=2 * lc)
+  return LatentParts(fs, fs_params, scale, encode, decode, net, text_enc, max_len, empty_tokens)
+
+
+def build_ldm(config, spec: DataSpec) -> Method:
+  """Builds latent diffusion from ``config.ldm``, ``config.diffusion``, ``config.model``,
+  ``config.sampling`` (and ``config.text_encoder``: the fields of :class:`genjax.nets.text.TextEncoder`, for text models; ``vocab_size`` and ``max_len`` default to the tokenizer's and the data's ``text_len``)."""
+  cfg = from_section(LDMConfig, config.get("ldm"), where="ldm")
+  dcfg = from_section(DDPMConfig, config.diffusion, where="diffusion")
+  if dcfg.parameterization not in losses.PARAMETERIZATIONS:
+    raise ValueError(f"diffusion.parameterization must be eps, x0 or v, got "
+                     f"{dcfg.parameterization!r}.")
+  if not 0.0 <= dcfg.cond_drop_prob < 1.0:
+    raise ValueError(f"diffusion.cond_drop_prob must be in [0, 1), got {dcfg.cond_drop_prob}.")
+  sampling = registry.from_config(config.get("sampling"), default="ddim")
+  if spec.kind != "image":
+    raise ValueError("method 'ldm' needs image data.")
+  condition = cfg.condition
+  if condition == "class" and not spec.num_classes:
+    raise ValueError("ldm.condition='class' needs labelled data (e.g. the digits).")
+  if condition == "text" and dcfg.cond_drop_prob == 0 and sampling.guidance_scale:
+    raise ValueError("sampling.guidance_scale needs diffusion.cond_drop_prob > 0 (caption "
+                     "dropout to the empty caption).")
+
+  h, w, c = spec.shape
+  if condition == "super_res" and (h % cfg.lowres_factor or w % cfg.lowres_factor):
+    raise ValueError(f"ldm.lowres_factor={cfg.lowres_factor} does not divide the {h}x{w} images.")
+  learned = dcfg.var_type in LEARNED_VAR_TYPES
+  parts = latent_parts(config, spec, cfg, learned)
+  fs = parts.first_stage
+  lh, lw, lc = fs.latent_shape
+  encode, decode, net, text_enc = parts.encode, parts.decode, parts.net, parts.text_encoder
+  empty_tokens = parts.empty_tokens
   num_classes = getattr(net, "num_classes", 0)
   sched = schedules.get_schedule(dcfg.schedule, dcfg.num_timesteps)
 

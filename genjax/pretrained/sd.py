@@ -218,16 +218,16 @@ def sampling_config(model: StableDiffusion, **overrides):
   (eta 0) on diffusers' ``leading`` grid with the scheduler's ``steps_offset`` and final step,
   then ``overrides`` (genjax's ``guidance_scale`` is ``w = s - 1``). The offset is kept only for
   the samplers whose discrete grid takes one."""
+  from genjax.sampling import registry
   from genjax.sampling.catalog import SamplingConfig
   base = dict(sampler="ddim", steps=50, spacing="leading",
               set_alpha_to_one=model.set_alpha_to_one)
   base.update({k: v for k, v in overrides.items() if v is not None})
-  grid_sampler = base["sampler"] in ("ddim", "pndm") or (
-      base["sampler"].startswith(("dpm", "unipc", "deis"))
-      and base.get("dpm_skip_type") == "discrete")
-  if grid_sampler and base.get("spacing") == "leading" and "steps_offset" not in overrides:
-    base["steps_offset"] = model.steps_offset
-  return SamplingConfig(**base)
+  cfg = SamplingConfig(**base)
+  if (registry.takes_steps_offset(cfg) and cfg.spacing == "leading"
+      and "steps_offset" not in overrides):
+    cfg = dataclasses.replace(cfg, steps_offset=model.steps_offset)
+  return cfg
 
 
 def text_to_image(model: StableDiffusion, prompts, key, *, steps: int = 50,

@@ -314,6 +314,13 @@ _RUNNERS = {
 assert set(_RUNNERS) == set(SAMPLERS), "every catalog entry needs its runner"
 
 
+def takes_steps_offset(cfg: SamplingConfig) -> bool:
+  """Whether ``cfg``'s sampler runs on a discrete grid that ``steps_offset`` shifts (ddim,
+  pndm, the DPM-Solver family with ``dpm_skip_type=discrete``)."""
+  return cfg.sampler in ("ddim", "pndm") or (
+      cfg.sampler.startswith(("dpm", "unipc", "deis")) and cfg.dpm_skip_type == "discrete")
+
+
 def validate(cfg: SamplingConfig, model: Optional[Model] = None) -> None:
   """Clear errors for a sampling config before any work: the model-free checks of
   :func:`~genjax.sampling.catalog.validate_config`, then whether the sampler can sample this
@@ -343,8 +350,7 @@ def validate(cfg: SamplingConfig, model: Optional[Model] = None) -> None:
       model.process, (VPSDE, VESDE)):
     raise ValueError("sampling.predictor=ancestral_sampling needs a VP or VE SDE; use "
                      "reverse_diffusion or euler_maruyama.")
-  if cfg.steps_offset and not (cfg.sampler in ("ddim", "pndm") or (
-      cfg.sampler.startswith(("dpm", "unipc", "deis")) and cfg.dpm_skip_type == "discrete")):
+  if cfg.steps_offset and not takes_steps_offset(cfg):
     raise ValueError("sampling.steps_offset shifts the discrete grid of ddim, pndm and the "
                      "DPM-Solver family with dpm_skip_type=discrete; not of "
                      f"{cfg.sampler!r}.")
