@@ -26,7 +26,7 @@ import numpy as np
 
 from genjax.sampling.convert import EpsFn, as_prediction, eps_of
 from genjax.sampling.posterior import ClipRange, check_clip, check_var_type, p_mean_variance
-from genjax.sampling.scan import initial_state, run_scan
+from genjax.sampling.scan import initial_state, run_scan, step_draws
 from genjax.sampling.schedules import DiffusionSchedule, respace, space_timesteps
 
 __all__ = ["DDIM_SPACINGS", "ddim_step", "ddim_sample", "ddim_timesteps", "ddpm_sample",
@@ -67,16 +67,27 @@ def _chain(sched: DiffusionSchedule, respacing, t_start):
   return spaced, jnp.asarray(timestep_map)
 
 
+def ddpm_step_draws(key, shape, dtype, constraint):
+  """One ancestral step's randomness: its noise ``z`` and the constraint's key (or None)."""
+  k, kc = _split(key, constraint)
+  return jax.random.normal(k, shape, dtype), kc
+
+
 def ddpm_step_fn(eps_fn: EpsFn, sched: DiffusionSchedule, *, cond=None,
                  var_type: str = "fixed_large", clip: ClipRange = None, timestep_map=None,
-                 constraint: Optional[Constraint] = None):
+                 constraint: Optional[Constraint] = None, draws_of=None):
   """One ancestral step ``(x_t, (t, key)) -> x_{t-1}`` on ``sched`` (the chain's own zero-based
   ``t``; the denoiser is called at ``timestep_map[t]`` for a respaced chain). Shared by
-  :func:`ddpm_sample` and RePaint (:func:`genjax.sampling.conditional.repaint_sample`)."""
+  :func:`ddpm_sample` and RePaint (:func:`genjax.sampling.conditional.repaint_sample`).
+
+  ``draws_of``: with the ``draws_of`` of :func:`~genjax.sampling.scan.step_draws` the step's
+  second input is what that gave for the step (its noise drawn ahead, or its key); by default
+  it is the step's key."""
 
   def step(x, inp):
-    t, k = inp
-    k, kc = _split(k, constraint)
+    t, r = inp
+    z, kc = (draws_of(r) if draws_of is not None
+             else ddpm_step_draws(r, x.shape, x.dtype, constraint))
     t_model = t if timestep_map is None else timestep_map[t]
     out = as_prediction(eps_fn(x, t_model, cond))
     p = p_mean_variance(sched, out.eps, x, t, var_type, clip, var_values=out.var_values)
@@ -84,7 +95,7 @@ def ddpm_step_fn(eps_fn: EpsFn, sched: DiffusionSchedule, *, cond=None,
     if out.log_p_grad is not None:  # Dhariwal & Nichol 2021, Algorithm 1: mu + s Sigma grad
       mean = mean + p["var"] * out.log_p_grad
     noise_scale = jnp.where(t > 0, jnp.exp(0.5 * p["log_var"]), 0.0)
-    x = (mean + noise_scale * jax.random.normal(k, x.shape, x.dtype)).astype(x.dtype)
+    x = (mean + noise_scale * z).astype(x.dtype)
     if constraint is not None:
       prev = jnp.maximum(t - 1, 0)
       a = jnp.where(t > 0, sched.marginal_alpha(prev), 1.0).astype(x.dtype)
@@ -140,9 +151,11 @@ def ddpm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
   dtype = sched.betas.dtype
   shape, x_T, key_steps = _initial(spaced, key, shape, x_T, t_start, dtype, constraint,
                                    spaced.marginal_alpha(top), spaced.marginal_std(top))
+  draws, draws_of = step_draws(
+      lambda k: ddpm_step_draws(k, x_T.shape, x_T.dtype, constraint), jax.random.split(key_steps, n))
   step = ddpm_step_fn(eps_fn, spaced, cond=cond, var_type=var_type, clip=clip_x0,
-                      timestep_map=tmap, constraint=constraint)
-  xs = (jnp.arange(n - 1, -1, -1, dtype=jnp.int32), jax.random.split(key_steps, n))
+                      timestep_map=tmap, constraint=constraint, draws_of=draws_of)
+  xs = (jnp.arange(n - 1, -1, -1, dtype=jnp.int32), draws)
   return run_scan(step, x_T, xs, stride=trajectory_stride)
 
 
@@ -346,17 +359,25 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
                                    a_t[0], s_t[0])
 
   gam = None if gamma is None else jnp.asarray(gamma, dtype)
+  # eta = 0 (a Python number) without Analytic-DPM's variance adds no noise: none is drawn.
+  noiseless = gam is None and isinstance(eta, (int, float)) and eta == 0
+
+  def draw(k):
+    if noiseless:
+      return None, _split(k, constraint)[1]
+    return ddpm_step_draws(k, x_T.shape, x_T.dtype, constraint)
+
+  draws, draws_of = step_draws(draw, jax.random.split(key_steps, n))
 
   def step(x, inp):
-    t, at, st, as_, ss, r2, k = inp
-    k, kc = _split(k, constraint)
+    t, at, st, as_, ss, r2, r = inp
+    z, kc = draws_of(r)
     eps = eps_of(eps_fn(x, t, cond), st).astype(x.dtype)
     x0 = (x - st * eps) / at
     if clip_x0 is not None:
       x0 = jnp.clip(x0, clip_x0[0], clip_x0[1])
       eps = (x - at * x0) / st
     c = eta * ss * jnp.sqrt(jnp.maximum(1.0 - r2, 0.0))
-    z = jax.random.normal(k, x.shape, x.dtype)
     x = ddim_step(x0, eps, as_, ss, c, z).astype(x.dtype)
     if gam is not None:  # Analytic-DPM: the same mean, the optimal variance
       from genjax.sampling.analytic import analytic_variance
@@ -366,5 +387,5 @@ def ddim_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
       x = constraint(x, as_, ss, kc)
     return x
 
-  xs = (ts, a_t, s_t, a_s, s_s, ratio2, jax.random.split(key_steps, n))
+  xs = (ts, a_t, s_t, a_s, s_s, ratio2, draws)
   return run_scan(step, x_T, xs, stride=trajectory_stride)

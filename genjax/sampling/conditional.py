@@ -33,11 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from genjax.sampling.ancestral import ddpm_step_fn
+from genjax.sampling.ancestral import ddpm_step_draws, ddpm_step_fn
 from genjax.sampling.convert import EpsFn
 from genjax.sampling.posterior import ClipRange, check_clip, check_var_type
 from genjax.sampling.processes import bcast
-from genjax.sampling.scan import check_shape, run_scan
+from genjax.sampling.scan import check_shape, run_scan, step_draws
 from genjax.sampling.schedules import DiffusionSchedule
 
 __all__ = ["COLOR_BASIS", "MASKS", "colorization", "make_mask", "noised_start", "repaint_sample",
@@ -217,20 +217,23 @@ def repaint_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shap
   top = jnp.asarray(num_t - 1, jnp.int32)
   x_T = constraint(x_T, sched.marginal_alpha(top).astype(dtype),
                    sched.marginal_std(top).astype(dtype), jax.random.fold_in(k_init, 1))
+  n = len(table) - 1
+  # Each step either denoises (the ancestral step's draws) or re-noises (one normal draw).
+  draws, draws_of = step_draws(
+      lambda k: (ddpm_step_draws(k, shape, x_T.dtype, constraint),
+                 jax.random.normal(k, shape, x_T.dtype)), jax.random.split(k_steps, n))
   denoise = ddpm_step_fn(eps_fn, sched, cond=cond, var_type=var_type, clip=clip_x0,
-                         constraint=constraint)
+                         constraint=constraint, draws_of=lambda d: d)
 
   def step(x, inp):
-    t_last, t_cur, k = inp
+    t_last, t_cur, r = inp
+    d_denoise, z = draws_of(r)
 
     def forward(x):
       beta = sched.betas[t_cur]
-      z = jax.random.normal(k, x.shape, x.dtype)
       return (jnp.sqrt(1.0 - beta) * x + jnp.sqrt(beta) * z).astype(x.dtype)
 
-    return jax.lax.cond(t_cur < t_last, lambda x: denoise(x, (t_last, k)), forward, x)
+    return jax.lax.cond(t_cur < t_last, lambda x: denoise(x, (t_last, d_denoise)), forward, x)
 
-  n = len(table) - 1
-  xs = (jnp.asarray(table[:-1], jnp.int32), jnp.asarray(table[1:], jnp.int32),
-        jax.random.split(k_steps, n))
+  xs = (jnp.asarray(table[:-1], jnp.int32), jnp.asarray(table[1:], jnp.int32), draws)
   return run_scan(step, x_T, xs, stride=trajectory_stride)

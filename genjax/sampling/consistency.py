@@ -17,7 +17,7 @@ import numpy as np
 
 from genjax.sampling.convert import EpsFn, eps_of
 from genjax.sampling.edm import karras_sigmas
-from genjax.sampling.scan import initial_state, run_scan
+from genjax.sampling.scan import initial_state, run_scan, step_draws
 
 __all__ = ["consistency_sample", "default_taus"]
 
@@ -73,11 +73,16 @@ def consistency_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=No
   x = f(x_T, jnp.asarray(process.sigma_max, dtype), k0)
   taus_j = jnp.asarray(taus_np, dtype)
 
-  def step(x, inp):
-    tau, k = inp
+  def draw(k):  # the re-noising draw and the constraint's key
     kz, kf = jax.random.split(k)
-    noisy = x + jnp.sqrt(tau**2 - process.sigma_min**2) * jax.random.normal(kz, x.shape, dtype)
+    return jax.random.normal(kz, x.shape, dtype), kf
+
+  draws, draws_of = step_draws(draw, jax.random.split(ks, max(len(taus_np), 1))[:len(taus_np)])
+
+  def step(x, inp):
+    tau, r = inp
+    z, kf = draws_of(r)
+    noisy = x + jnp.sqrt(tau**2 - process.sigma_min**2) * z
     return f(noisy, tau, kf)
 
-  return run_scan(step, x, (taus_j, jax.random.split(ks, max(len(taus_np), 1))[:len(taus_np)]),
-                  stride=trajectory_stride)
+  return run_scan(step, x, (taus_j, draws), stride=trajectory_stride)

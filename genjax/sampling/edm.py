@@ -23,7 +23,7 @@ import numpy as np
 
 from genjax.sampling.convert import EpsFn, eps_of
 from genjax.sampling.processes import bcast
-from genjax.sampling.scan import initial_state, run_scan
+from genjax.sampling.scan import initial_state, run_scan, step_draws
 
 __all__ = ["edm_heun_nfe", "edm_heun_sample", "euler_ancestral_sample", "karras_sigmas",
            "ode_step"]
@@ -142,11 +142,17 @@ def edm_heun_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
   if constraint is not None:
     x_hat_T = constraint(x_hat_T, jnp.ones((), dtype), sig[0], jax.random.fold_in(k_init, 1))
 
-  def step(x, inp):
-    s_cur, s_next, g, k = inp
+  def draw(k):  # the churn's noise and the constraint's key
     k_churn, k_con = jax.random.split(k)
+    return jax.random.normal(k_churn, shape, dtype), (k_con if constraint is not None else None)
+
+  draws, draws_of = step_draws(draw, keys)
+
+  def step(x, inp):
+    s_cur, s_next, g, r = inp
+    z, k_con = draws_of(r)
     s_hat = s_cur * (1 + g)
-    noise = s_noise * jax.random.normal(k_churn, shape, dtype)
+    noise = s_noise * z
     x_hat = x + jnp.sqrt(jnp.maximum(s_hat**2 - s_cur**2, 0.0)) * noise
     if solver == "euler":
       x = ode_step(d_of, x_hat, s_hat, s_next, "euler")
@@ -157,7 +163,7 @@ def edm_heun_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, cond=None,
       x = constraint(x, jnp.ones((), dtype), s_next, k_con)
     return x
 
-  xs = (sig[:-1], sig[1:], gamma, keys)
+  xs = (sig[:-1], sig[1:], gamma, draws)
   return run_scan(step, x_hat_T, xs, stride=trajectory_stride)
 
 
@@ -224,16 +230,21 @@ def euler_ancestral_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, con
     alpha = process.marginal_alpha(t).astype(dtype)
     return eps_of(eps_fn(alpha * x, t, cond), process.marginal_std(t)).astype(dtype)
 
+  def draw(k):  # the step's noise and the constraint's key
+    k_noise, k_con = jax.random.split(k) if constraint is not None else (k, None)
+    return jax.random.normal(k_noise, shape, dtype), k_con
+
+  draws, draws_of = step_draws(draw, jax.random.split(k_steps, n))
+
   def step(x, inp):
-    s, s_next, k = inp
+    s, s_next, r = inp
+    z, k_con = draws_of(r)
     up = jnp.minimum(s_next, eta * jnp.sqrt(jnp.maximum(s_next**2 * (s**2 - s_next**2), 0.0)) / s)
     down = jnp.sqrt(jnp.maximum(s_next**2 - up**2, 0.0))
     x = x + (down - s) * d_of(x, s)
-    k_noise, k_con = jax.random.split(k) if constraint is not None else (k, k)
-    x = (x + s_noise * up * jax.random.normal(k_noise, shape, dtype)).astype(dtype)
+    x = (x + s_noise * up * z).astype(dtype)
     if constraint is not None:
       x = constraint(x, jnp.ones((), dtype), s_next, k_con)
     return x
 
-  return run_scan(step, x_hat, (sig[:-1], sig[1:], jax.random.split(k_steps, n)),
-                  stride=trajectory_stride)
+  return run_scan(step, x_hat, (sig[:-1], sig[1:], draws), stride=trajectory_stride)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from genjax.sampling.convert import EpsFn, eps_of
-from genjax.sampling.scan import check_shape, finish, run_scan
+from genjax.sampling.scan import check_shape, finish, run_scan, step_draws
 
 __all__ = ["annealed_langevin_nfe", "annealed_langevin_sample", "geometric_sigmas"]
 
@@ -90,15 +90,19 @@ def annealed_langevin_sample(eps_fn: EpsFn, process, key: jax.Array, shape, *, s
     t = process.inverse_lambda(-jnp.log(sigma)).astype(dtype)
     return -eps_of(eps_fn(x, t, cond), sigma).astype(dtype) / sigma
 
-  def step(x, inp):
-    sigma, alpha, k = inp
+  def draw(k):  # the update's noise and the constraint's key
     kz, kc = jax.random.split(k)
-    z = jax.random.normal(kz, shape, dtype)
+    return jax.random.normal(kz, shape, dtype), (kc if constraint is not None else None)
+
+  draws, draws_of = step_draws(draw, jax.random.split(k_steps, num))
+
+  def step(x, inp):
+    sigma, alpha, r = inp
+    z, kc = draws_of(r)
     x = x + 0.5 * alpha * score(x, sigma) + jnp.sqrt(alpha) * z
     return x if constraint is None else constraint(x, jnp.ones((), dtype), sigma, kc)
 
-  out = run_scan(step, x_T, (level_sigma, level_alpha, jax.random.split(k_steps, num)),
-                 stride=trajectory_stride)
+  out = run_scan(step, x_T, (level_sigma, level_alpha, draws), stride=trajectory_stride)
 
   def last(x):
     if denoise:

@@ -112,7 +112,9 @@ def test_deis_log_rho(order, steps):
                               method="multistep", algorithm="deis", variant="log_rho",
                               timesteps=dpm.timesteps_from_discrete(grid, N_T),
                               x_T=jnp.asarray(_x_T()), lower_order_final=True)
-  np.testing.assert_allclose(np.asarray(x), ref, rtol=1e-5, atol=1e-5)
+  # diffusers' DEIS keeps its log-rho coefficients in float32: at order 3 over 20 steps its
+  # rounding reaches 2.5e-5 (diffusers 0.37); genjax runs in float64.
+  np.testing.assert_allclose(np.asarray(x), ref, rtol=5e-5, atol=5e-5)
 
 
 @pytest.mark.parametrize("steps", [10, 30])
