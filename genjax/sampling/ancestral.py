@@ -151,8 +151,8 @@ def ddpm_sample(eps_fn: EpsFn, sched: DiffusionSchedule, key: jax.Array, shape, 
   dtype = sched.betas.dtype
   shape, x_T, key_steps = _initial(spaced, key, shape, x_T, t_start, dtype, constraint,
                                    spaced.marginal_alpha(top), spaced.marginal_std(top))
-  draws, draws_of = step_draws(
-      lambda k: ddpm_step_draws(k, x_T.shape, x_T.dtype, constraint), jax.random.split(key_steps, n))
+  draws, draws_of = step_draws(lambda k: ddpm_step_draws(k, x_T.shape, x_T.dtype, constraint),
+                               jax.random.split(key_steps, n))
   step = ddpm_step_fn(eps_fn, spaced, cond=cond, var_type=var_type, clip=clip_x0,
                       timestep_map=tmap, constraint=constraint, draws_of=draws_of)
   xs = (jnp.arange(n - 1, -1, -1, dtype=jnp.int32), draws)
