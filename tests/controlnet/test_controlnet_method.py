@@ -57,8 +57,9 @@ def test_train_steps_change_only_controlnet_and_start_at_the_base(base_run, tmp_
   ours = jax.jit(lambda p, k: method.sample(p, k, 4))(params, jax.random.key(3))
   theirs = jax.jit(lambda p, k: b_run.method.sample(p, k, 4))(base_state.ema_params,
                                                               jax.random.key(3))
-  np.testing.assert_array_equal(np.asarray(ours).view(np.uint32),
-                                np.asarray(theirs).view(np.uint32))
+  # Equal to float32 rounding: the two programs differ (ControlNet adds its zero residuals), so
+  # XLA may fuse the sampler's update differently; a non-zero residual would move them by far more.
+  np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=0, atol=1e-5)
   # 2. Train: the base is bitwise unchanged, ControlNet moved, only it has optimizer state.
   wd = str(tmp_path / "cn")
   state = run_lib.train_and_evaluate(cfg, wd)
