@@ -170,27 +170,24 @@ def main(argv):
   score(f"real train images ({n}: FD floor, other captions: chance)", train_x, group=1)
 
   # 3. Samples.
-  tokens = np.asarray(tokenize(repeated, text_max_len(ldm_cfg)), np.int32)
   grids = {}
-  for w in (float(s) for s in FLAGS.ldm_scales if s):
-    method = common.method_for(ldm_cfg, guidance_scale=w)
-    t1 = time.time()
-    x = generate(method, ldm_state.ema_params, jax.random.key(FLAGS.seed), n, FLAGS.batch,
-                 inputs={"text": tokens}, progress=False)
-    score(f"LDM w={w:g}", x, time.time() - t1)
-    grids["LDM"] = (w, np.asarray(x))
-  tokens = np.asarray(tokenize(repeated, text_max_len(dec_cfg)), np.int32)
-  for w in (float(s) for s in FLAGS.decoder_scales if s):
-    method = common.method_for(dec_cfg, guidance_scale=w)
-    t1 = time.time()
-    x = generate(method, dec_state.ema_params, jax.random.key(FLAGS.seed), n, FLAGS.batch,
-                 inputs={"text": tokens}, progress=False)
-    score(f"unCLIP decoder w={w:g}, prior w={FLAGS.prior_scale:g}", x, time.time() - t1)
-    grids["unCLIP"] = (w, np.asarray(x))
+  models = (("LDM", ldm_cfg, ldm_state, FLAGS.ldm_scales, "LDM w={w:g}"),
+            ("unCLIP", dec_cfg, dec_state, FLAGS.decoder_scales,
+             "unCLIP decoder w={w:g}, prior w=" + f"{FLAGS.prior_scale:g}"))
+  for name, cfg, state, scales, label in models:
+    tokens = np.asarray(tokenize(repeated, text_max_len(cfg)), np.int32)
+    for w in (float(s) for s in scales if s):
+      method = common.method_for(cfg, guidance_scale=w)
+      t1 = time.time()
+      x = generate(method, state.ema_params, jax.random.key(FLAGS.seed), n, FLAGS.batch,
+                   inputs={"text": tokens}, progress=False)
+      score(label.format(w=w), x, time.time() - t1)
+      grids[name] = (w, np.asarray(x))
   # unCLIP with the true image embeddings in place of the prior's: what the decoder can do.
   if FLAGS.true_embed_row:
     zi = np.asarray(clip.encode_image(jnp.asarray(np.repeat(real_own, per, 0))))
     w = float(FLAGS.decoder_scales[-1])
+    tokens = np.asarray(tokenize(repeated, text_max_len(dec_cfg)), np.int32)
     method = common.method_for(dec_cfg, guidance_scale=w)
     x = generate(method, dec_state.ema_params, jax.random.key(FLAGS.seed), n, FLAGS.batch,
                  inputs={"text": tokens, "image_embed": zi}, progress=False)
