@@ -409,7 +409,8 @@ def variations_to_files(config, workdir: str, out: str, source: str, per_image: 
   n_in = len(images)
   repeated = np.repeat(images, per_image, axis=0)
   samples = generate(run.method, state.ema_params, jax.random.key(seed), len(repeated), batch,
-                     inputs={"images": repeated}, progress=False)
+                     inputs={"images": repeated}, progress=False,
+                     xla_cpu_options=run.train.xla_cpu_options)
   clip = load_clip(config.unclip.clip_workdir)
   cos = np.sum(np.asarray(clip.encode_image(jnp.asarray(samples)))
                * np.asarray(clip.encode_image(jnp.asarray(repeated))), axis=1)

@@ -104,7 +104,7 @@ def control_to_files(config, workdir: str, out: str, *, control: Optional[str] =
   for s in scales:
     inputs = dict(base_inputs, scale=np.float32(s))
     samples.append(generate(run.method, state.ema_params, key, num, batch, progress=False,
-                            inputs=inputs))
+                            inputs=inputs, xla_cpu_options=run.train.xla_cpu_options))
   os.makedirs(out, exist_ok=True)
   tag = run.method.sample_tag + "_control"
   png = save_pairs(maps, samples, os.path.join(out, f"{tag}.png"))

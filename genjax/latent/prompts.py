@@ -107,7 +107,7 @@ def prompt_grid_to_files(config, workdir: str, out: str, prompts: Sequence[str],
                      f"takes {', '.join(run.method.modes)} (e.g. configs/ldm_shapes.py).")
   text = np.repeat(tokens, per_prompt, axis=0)
   samples = generate(run.method, state.ema_params, jax.random.key(seed), len(text), batch,
-                     inputs={"text": text})
+                     inputs={"text": text}, xla_cpu_options=run.train.xla_cpu_options)
   os.makedirs(out, exist_ok=True)
   stem = os.path.join(out, f"{run.method.sample_tag}_prompts")
   png = save_prompt_grid(samples, prompts, stem + ".png")

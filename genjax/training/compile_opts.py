@@ -8,8 +8,14 @@ executable (a convolution's kernel gradient was 2.5x slower through YNNPACK at 3
 the trainer picks per executable, from the measurement in docs/scale.md
 (``python -m benchmarks.compile_options``), and only on the CPU backend.
 
-``training.xla_cpu_options``: ``"auto"`` (:data:`AUTO`), ``"default"`` (XLA's own for both),
-or ``"train=<preset>,sample=<preset>"`` with presets of :data:`PRESETS`.
+``xla_cpu_prefer_vector_width`` is the SIMD width XLA's own loops (the elementwise fusions: SiLU,
+GroupNorm, the sampler update) are vectorised for. XLA picks 256 bits even on AVX-512 CPUs; at
+512 an exp-based SiLU runs 1.6x faster on the AVX-512 CPU of docs/benchmarks.md, with bitwise
+the same results (the same operations per lane). On CPUs without AVX-512 LLVM ignores it.
+
+``training.xla_cpu_options``: ``"auto"`` (:data:`AUTO`), a preset for both executables, or
+``"train=<preset>,sample=<preset>"``. A preset is a name of :data:`PRESETS` or several joined
+by ``+`` (``"no_ynn+wide"``).
 """
 
 from __future__ import annotations
@@ -21,10 +27,28 @@ PRESETS = {
     "default": {},                                          # XLA's own choice
     "no_ynn": {_YNN: ""},                                   # Eigen / XLA's emitters only
     "ynn_dot": {_YNN: "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},  # YNNPACK for dots only
+    "wide": {"xla_cpu_prefer_vector_width": 512},           # XLA's loops in 512-bit vectors
 }
 EXECUTABLES = ("train", "sample")
-# The choice measured in docs/scale.md (U-Net, CIFAR-10 shape, this jaxlib).
-AUTO = {"train": "default", "sample": "default"}
+# The choice measured in docs/scale.md (the U-Net at the CIFAR-10 shape and the 2-D MLP's
+# sampler, this jaxlib): XLA's own for the train step; 512-bit loops for sampling (10% off the
+# MLP sampler's step, bitwise the same samples; neutral on the U-Net).
+AUTO = {"train": "default", "sample": "wide"}
+
+
+def options(preset: str) -> dict:
+  """The XLA options of ``preset``: a name of :data:`PRESETS` or several joined by ``+``.
+
+  Raises:
+    ValueError: an unknown name (naming the valid ones).
+  """
+  out = {}
+  for name in preset.split("+"):
+    if name not in PRESETS:
+      raise ValueError(f"unknown XLA CPU preset {name!r} in {preset!r}; choose from "
+                       f"{sorted(PRESETS)}, joined by '+'.")
+    out.update(PRESETS[name])
+  return out
 
 
 def parse(spec: str) -> dict:
@@ -35,18 +59,26 @@ def parse(spec: str) -> dict:
   """
   if spec == "auto":
     return dict(AUTO)
-  if spec in PRESETS:
+  if "=" not in spec and _valid(spec):
     return {e: spec for e in EXECUTABLES}
   out = dict(AUTO)
   for part in filter(None, (p.strip() for p in spec.split(","))):
     name, _, preset = part.partition("=")
-    if name not in EXECUTABLES or preset not in PRESETS:
+    if name not in EXECUTABLES or not _valid(preset):
       raise ValueError(
           f"training.xla_cpu_options={spec!r}: expected 'auto', a preset, or "
           f"'train=<preset>,sample=<preset>' with executables {list(EXECUTABLES)} and presets "
-          f"{sorted(PRESETS)}.")
+          f"{sorted(PRESETS)} (joined by '+' to combine).")
     out[name] = preset
   return out
+
+
+def _valid(preset: str) -> bool:
+  try:
+    options(preset)
+  except ValueError:
+    return False
+  return True
 
 
 def compiler_options(spec: str, executable: str, backend: Optional[str] = None) -> Optional[dict]:
@@ -57,4 +89,4 @@ def compiler_options(spec: str, executable: str, backend: Optional[str] = None) 
     backend = jax.default_backend()
   if backend != "cpu":
     return None
-  return dict(PRESETS[parse(spec)[executable]]) or None
+  return options(parse(spec)[executable]) or None

@@ -11,27 +11,30 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from genjax import viz
+from genjax.training import compile_opts
 from genjax.training import method as method_lib
 from genjax.training import run as run_lib
 from genjax.training import trainer
 
 
 def generate(method, params, key, num: int, batch: int, mesh=None, progress: bool = True,
-             inputs: Optional[dict] = None) -> np.ndarray:
+             inputs: Optional[dict] = None, xla_cpu_options: str = "auto") -> np.ndarray:
   """Draws ``num`` samples in equal jitted chunks of ``batch``, sharded over the devices.
 
   ``inputs`` (inpainting, colorization, img2img: ``{"known": [num, ...], "mask": ...}``) are
-  cut into the same chunks (the last one padded) and passed to ``method.sample``.
+  cut into the same chunks (the last one padded) and passed to ``method.sample``. The sampler
+  is compiled with the ``sample`` options of ``xla_cpu_options``
+  (:mod:`genjax.training.compile_opts`; CPU only), as the trainer's in-training samples are.
   """
   mesh = mesh or trainer.make_mesh()
   batch = min(batch, num)
   batch = max(mesh.size, batch // mesh.size * mesh.size)  # divisible by the device count
-  out_sharding = NamedSharding(mesh, P("data"))
+  jit = dict(out_shardings=NamedSharding(mesh, P("data")),
+             compiler_options=compile_opts.compiler_options(xla_cpu_options, "sample"))
   if inputs is None:
-    fn = jax.jit(lambda p, k, _: method.sample(p, k, batch), out_shardings=out_sharding)
+    fn = jax.jit(lambda p, k, _: method.sample(p, k, batch), **jit)
   else:
-    fn = jax.jit(lambda p, k, inp: method.sample(p, k, batch, inputs=inp),
-                 out_shardings=out_sharding)
+    fn = jax.jit(lambda p, k, inp: method.sample(p, k, batch, inputs=inp), **jit)
   chunks = []
   n_chunks = -(-num // batch)
   it = range(n_chunks)
@@ -62,7 +65,8 @@ def sample_to_files(config, workdir: str, out: str, num: int = 64, batch: int = 
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
       raise ValueError(f"{name} must be a positive integer (samples), got {value!r}.")
   run, state = run_lib.restore(config, workdir, step)
-  samples = generate(run.method, state.ema_params, jax.random.key(seed), num, batch)
+  samples = generate(run.method, state.ema_params, jax.random.key(seed), num, batch,
+                     xla_cpu_options=run.train.xla_cpu_options)
   os.makedirs(out, exist_ok=True)
   tag = run.method.sample_tag
   png = os.path.join(out, f"{tag}.png")
@@ -145,7 +149,7 @@ def evaluate(config, workdir: str, names: Sequence[str], out: str, num: int = 10
     from genjax.typed_config import from_section
     cfg = from_section(parzen.ParzenConfig, config.get("parzen", {}), where="parzen")
     samples = generate(run.method, state.ema_params, jax.random.key(seed + names.index("parzen")),
-                       cfg.num_samples, batch)
+                       cfg.num_samples, batch, xla_cpu_options=run.train.xla_cpu_options)
     results["parzen"] = parzen.parzen_on_dataset(samples, run.dataset, cfg, num,
                                                  image=run.dataset.spec.kind == "image")
   if quality_eval is not None:
@@ -213,7 +217,9 @@ def _sample_quality(run, state, names, num, batch, seed, extractor, ref, weights
     b = min(batch, num)
     b = max(mesh.size, b // mesh.size * mesh.size)  # divisible by the device count
     fn = jax.jit(lambda p, k: run.method.sample(p, k, b),
-                 out_shardings=NamedSharding(mesh, P("data")))
+                 out_shardings=NamedSharding(mesh, P("data")),
+                 compiler_options=compile_opts.compiler_options(run.train.xla_cpu_options,
+                                                                "sample"))
     key = jax.random.key(seed)
     clipped = 0
     bar = tqdm(total=num, desc=f"sample + evaluate ({ev.extractor.space})", unit="img",
@@ -327,7 +333,7 @@ def edit_to_files(config, workdir: str, out: str, num: int = 16, batch: int = 25
   elif cfg.mode == "colorize":
     shown = np.repeat(images.mean(axis=-1, keepdims=True), images.shape[-1], axis=-1)
   samples = generate(run.method, state.ema_params, jax.random.key(seed), total, batch,
-                     inputs=inputs)
+                     inputs=inputs, xla_cpu_options=run.train.xla_cpu_options)
   os.makedirs(out, exist_ok=True)
   tag = run.method.sample_tag
   columns = [images[:, None]] + ([shown[:, None]] if cfg.mode != "img2img" else [])
