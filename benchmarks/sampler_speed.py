@@ -20,11 +20,23 @@ frozen) model; torch at 1 thread for batch 16 and 2 for batch 1024 (its fastest 
 here). The genjax loop baseline splits its keys before the loop (a Python list), so it pays no
 per-step indexing.
 
+``--profile`` traces 3 calls of the scan per batch and preset (``benchmarks.trace``) and
+splits a step's time by the model line each thunk came from: the residual blocks' hidden dots,
+the other dots (input, output, time embedding), the SiLUs, and the rest (residual adds, the
+update).
+
+genjax's executables are compiled with the library's sampling options on the CPU
+(``genjax.training.compile_opts``, what sample.py and the trainer use); ``--presets`` times the
+scan under further presets in the same rounds (``--presets=auto,default,wide``).
+
 ``--smoke``: 2 training steps, batch 16, one timed repeat; its figures mean nothing.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+import statistics
 import tempfile
 
 from absl import flags
@@ -43,6 +55,11 @@ flags.DEFINE_integer("repeats", 5, "Timed calls per batch (median reported).", l
 flags.DEFINE_string("out", None, "Write the results as JSON here.")
 flags.DEFINE_bool("torch", False, "Also time the identical PyTorch model under diffusers' "
                   "DDPMScheduler loop, a minimal torch loop and TorchScript (bench extra).")
+flags.DEFINE_list("presets", ["auto"], "XLA CPU presets to compile genjax's sampler with "
+                  "(genjax.training.compile_opts: 'auto' is the library's sampling choice); the "
+                  "first gives the headline figures, the others are timed in the same rounds.")
+flags.DEFINE_bool("profile", False, "Also trace the scan and split a step's time into the "
+                  "hidden dots, the other dots, the SiLUs and the rest.")
 flags.DEFINE_bool("smoke", False, "A quick end-to-end check: 2 training steps, batch 16, one "
                   "repeat; the figures mean nothing.")
 
@@ -153,11 +170,49 @@ def torch_samplers(model, sched, batch: int):
           "torchscript": minimal(scripted)}
 
 
+def step_profile(scan_fn, key, T: int, calls: int = 3) -> tuple[dict, float]:
+  """({part: microseconds per step}, traced microseconds per step) of ``scan_fn(key)``: the time
+  of every thunk of the scan's body (summed over XLA's worker threads), by the line of the
+  model its HLO instruction came from (``_part``)."""
+  import collections
+
+  from benchmarks import trace
+  text = scan_fn.lower(key).compile().as_text()
+  meta, names = trace.hlo_metadata(text), trace.hlo_instruction_names(text)
+  jax.block_until_ready(scan_fn(key))
+  totals, wall = trace.trace_events(lambda: jax.block_until_ready(scan_fn(key)), calls, names)
+  parts = collections.Counter()
+  for name, ns in totals.items():
+    if name in names and not name.startswith("while"):  # a while's span holds its body's
+      parts[_part(name, meta.get(name, ("", ""))[0])] += ns / calls / T / 1e3
+  return dict(parts), wall / calls / T * 1e6
+
+
+def _part(name: str, op_name: str) -> str:
+  if re.search(r"/block_\d+_dense_[ab]/dot_general", op_name):
+    return "hidden dots"
+  if "dot_general" in op_name or not op_name and name.startswith("dot"):  # XLA's own 1-row dots
+    return "other dots"
+  if "silu" in op_name:
+    return "SiLU"
+  return "rest"
+
+
 def main(argv):
   del argv
-  from genjax import sampling
+  from genjax import cli, sampling
   from genjax.sampling.ancestral import ddpm_step_fn
+  from genjax.training import compile_opts
 
+  presets = [p.strip() for p in FLAGS.presets if p.strip()] or ["auto"]
+  try:
+    for p in presets:
+      compile_opts.options(compile_opts.AUTO["sample"] if p == "auto" else p)  # a known preset
+    opts = {p: compile_opts.compiler_options(p, "sample") for p in presets}
+  except ValueError as e:
+    raise cli.UsageError(f"--presets: {e}")
+  if FLAGS.profile:  # an executable from the persistent cache may carry no op_name metadata
+    jax.config.update("jax_enable_compilation_cache", False)
   batches = common.list_flag("batches")
   train_steps, repeats = FLAGS.train_steps, FLAGS.repeats
   if FLAGS.smoke:
@@ -179,14 +234,17 @@ def main(argv):
       raise SystemExit(f"the torch port differs from the genjax model by {err}")
   T = sched.num_timesteps
   rate = common.matmul_gflops()
-  results = {"device": str(jax.devices()[0]), "T": T, "matmul_gflops": rate, "rows": []}
+  results = {"device": str(jax.devices()[0]), "T": T, "matmul_gflops": rate,
+             "xla_cpu_options": {p: opts[p] for p in presets}, "rows": []}
   print(f"device {jax.devices()[0]}, T={T}, 2048^2 matmul: {rate:.1f} GFLOP/s")
 
   step = ddpm_step_fn(eps_fn, sched, var_type="fixed_large")  # what the scan runs each step
   for B in batches:
     key = jax.random.key(0)
-    scan_fn = jax.jit(lambda k: sampling.ddpm_sample(eps_fn, sched, k, (B, 2)))
-    step_fn = jax.jit(lambda x, t, k: step(x, (t, k)))
+    sample = lambda k: sampling.ddpm_sample(eps_fn, sched, k, (B, 2))
+    scans = {p: jax.jit(sample, compiler_options=opts[p]) for p in presets}
+    scan_fn = scans[presets[0]]
+    step_fn = jax.jit(lambda x, t, k: step(x, (t, k)), compiler_options=opts[presets[0]])
     keys = list(jax.random.split(key, T))  # split before the loop: no per-step indexing
     ts = [np.int32(t) for t in range(T - 1, -1, -1)]
 
@@ -197,11 +255,14 @@ def main(argv):
       return x
 
     fns = {"scan": lambda: scan_fn(key), "loop": loop}
+    for p in presets[1:]:  # the scan under the other presets, in the same rounds
+      fns[f"scan@{p}"] = functools.partial(scans[p], key)
     if tmodel is not None:
       import torch
       torch.set_num_threads(1 if B <= 16 else 2)
       fns.update(torch_samplers(tmodel, sched, B))
-    secs = _interleaved(fns, repeats)
+    rounds = _interleaved(fns, repeats)
+    secs = {k: statistics.median(v) for k, v in rounds.items()}
     scan_s, loop_s = secs["scan"], secs["loop"]
     flops = common.xla_flops(step_fn, jnp.zeros((B, 2)), np.int32(5), keys[0])
     ideal_us = flops / (rate * 1e9) * 1e6
@@ -209,27 +270,38 @@ def main(argv):
            "speedup": loop_s / scan_s, "flops_per_step": flops,
            "matmul_rate_us_per_step": ideal_us,
            "scan_vs_matmul_rate": (scan_s / T * 1e6) / ideal_us}
-    for name in fns:
+    for name in secs:
       if name not in ("scan", "loop"):
         row[f"{name}_us_per_step"] = secs[name] / T * 1e6
         row[f"scan_vs_{name}"] = secs[name] / scan_s
+        # The same ratio taken within each round, then the median: robust to load changing
+        # between rounds on a shared machine.
+        row[f"scan_vs_{name}_per_round"] = statistics.median(
+            a / b for a, b in zip(rounds[name], rounds["scan"]))
     results["rows"].append(row)
     print(f"batch {B:5d}: scan {row['scan_us_per_step']:8.1f} us/step | loop "
           f"{row['loop_us_per_step']:8.1f} us/step | scan is {row['speedup']:.1f}x faster | "
           f"{flops / 1e6:.1f} MFLOP/step = {ideal_us:.1f} us at the matmul rate "
           f"(scan takes {row['scan_vs_matmul_rate']:.1f}x that)")
-    for name in fns:
+    for p in presets if FLAGS.profile else ():
+      parts, traced_us = step_profile(scans[p], key, T)
+      row["profile_us_per_step" + ("" if p == presets[0] else f"@{p}")] = parts
+      total = sum(parts.values())
+      print(f"            profile@{p} (traced step {traced_us:.1f} us; time in thunks, summed "
+            f"over threads): " + ", ".join(f"{k} {v:.1f} us ({v / total:.0%})" for k, v in
+                                           sorted(parts.items(), key=lambda kv: -kv[1])))
+    for name in secs:
       if name not in ("scan", "loop"):
         print(f"            {name:12s} {row[f'{name}_us_per_step']:8.1f} us/step: genjax's scan "
-              f"is {row[f'scan_vs_{name}']:.2f}x faster")
+              f"is {row[f'scan_vs_{name}']:.2f}x faster "
+              f"({row[f'scan_vs_{name}_per_round']:.2f}x within a round, median)")
   if FLAGS.out:
     common.write_json(FLAGS.out, results)
 
 
 def _interleaved(fns, repeats: int) -> dict:
-  """Median seconds of each ``fn()``, timed in rounds that call every fn once (one warm-up
+  """Seconds of each ``fn()`` per round, timed in rounds that call every fn once (one warm-up
   round first), so that all see the same load on a shared machine."""
-  import statistics
   import time
   times = {k: [] for k in fns}
   for r in range(repeats + 1):
@@ -238,7 +310,7 @@ def _interleaved(fns, repeats: int) -> dict:
       jax.block_until_ready(fn())
       if r:
         times[name].append(time.perf_counter() - t0)
-  return {k: statistics.median(v) for k, v in times.items()}
+  return times
 
 
 if __name__ == "__main__":

@@ -24,43 +24,24 @@ Usage:
 from __future__ import annotations
 
 import collections
-import glob
 import json
 import re
-import tempfile
-import time
 
 from absl import flags
 import jax
 import jax.numpy as jnp
 
 from benchmarks import unet_speed
+from benchmarks.trace import hlo_instruction_names, hlo_metadata, trace_events  # noqa: F401
 
 FLAGS = flags.FLAGS  # --batch and --out are those of benchmarks.unet_speed
 flags.DEFINE_enum("config", "small", sorted(unet_speed.CONFIGS), "U-Net configuration.")
 flags.DEFINE_integer("steps", 3, "Traced train steps.", lower_bound=1)
 flags.DEFINE_integer("top", 20, "How many of the costliest instructions to list.", lower_bound=0)
 flags.DEFINE_enum("executable", "train", ["train", "fwd"], "Which executable to profile.")
-flags.DEFINE_string("preset", "default", "XLA CPU compiler-option preset "
-                    "(genjax.training.compile_opts.PRESETS) to compile with.")
+flags.DEFINE_string("preset", "default", "XLA CPU compiler-option preset (a name of "
+                    "genjax.training.compile_opts.PRESETS, or several joined by '+').")
 flags.DEFINE_string("dump_hlo", None, "Also write the compiled HLO text here.")
-
-_INSTR = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\w+\[[\d,]*\])?.*?metadata=\{([^}]*)\}")
-_OPNAME = re.compile(r'op_name="([^"]*)"')
-
-
-def hlo_metadata(hlo_text: str) -> dict[str, tuple[str, str]]:
-  """Instruction name -> (its ``op_name`` metadata, its result shape such as ``f32[8,3]``), for
-  every instruction of the HLO text that has an ``op_name``."""
-  out = {}
-  for line in hlo_text.splitlines():
-    m = _INSTR.match(line)
-    if m:
-      op = _OPNAME.search(m.group(3))
-      if op:
-        out[m.group(1)] = (op.group(1), m.group(2) or "")
-  return out
-
 
 def classify(op_name: str, shape: str = "") -> tuple[str, str, str]:
   """(pass, layer kind, primitive) of one HLO instruction from its ``op_name`` and result shape.
@@ -104,52 +85,18 @@ def classify(op_name: str, shape: str = "") -> tuple[str, str, str]:
   return phase, kind, prim
 
 
-_NAME = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = ")
-
-
-def hlo_instruction_names(hlo_text: str) -> set[str]:
-  """The names of all instructions of the HLO text."""
-  return {m.group(1) for m in map(_NAME.match, hlo_text.splitlines()) if m}
-
-
-def trace_events(fn, steps: int, names: set[str] | None = None) -> tuple[dict[str, float], float]:
-  """Runs ``fn`` ``steps`` times under the profiler; returns ({event name: total ns}, wall
-  seconds). Counted: every event on XLA's worker threads (but the executor's own spans), and on
-  any thread the events named after an instruction in ``names`` (a small executable runs its
-  thunks on the calling thread)."""
-  with tempfile.TemporaryDirectory() as d:
-    jax.profiler.start_trace(d)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-      fn()
-    wall = time.perf_counter() - t0
-    jax.profiler.stop_trace()
-    files = glob.glob(f"{d}/**/*.xplane.pb", recursive=True)
-    if not files:
-      raise RuntimeError("the profiler wrote no trace")
-    data = jax.profiler.ProfileData.from_file(files[0])
-  totals = collections.Counter()
-  for plane in data.planes:
-    for line in plane.lines:
-      worker = "XLAEigen" in line.name  # not host-side dispatch or 'wait for completion'
-      for ev in line.events:
-        if (worker and not ev.name.startswith(("ThunkExecutor", "ThreadpoolListener", "end: "))
-            or names is not None and ev.name in names):
-          totals[ev.name] += ev.duration_ns
-  return totals, wall
-
-
 def main(argv):
   del argv
   from genjax import cli
   from genjax.training import compile_opts
   # An executable restored from the persistent cache may carry no op_name metadata.
   jax.config.update("jax_enable_compilation_cache", False)
-  if FLAGS.preset not in compile_opts.PRESETS:
-    raise cli.UsageError(f"unknown --preset {FLAGS.preset!r}; choose from "
-                         f"{sorted(compile_opts.PRESETS)}.")
+  try:
+    opts = compile_opts.options(FLAGS.preset) or None
+  except ValueError as e:
+    raise cli.UsageError(f"--preset: {e}")
   info, ops = unet_speed.jax_case(FLAGS.config, unet_speed.CONFIGS[FLAGS.config], FLAGS.batch,
-                                  jnp.float32, dict(compile_opts.PRESETS[FLAGS.preset]) or None)
+                                  jnp.float32, opts)
   fn = ops[FLAGS.executable]
   hlo = fn.compiled.as_text()
   if FLAGS.dump_hlo:
