@@ -299,16 +299,28 @@ def resolve_steps(cfg: SamplingConfig, model) -> int:
   return int(SAMPLERS[cfg.sampler].default_steps(model))
 
 
+def on_discrete_grid(cfg: SamplingConfig) -> bool:
+  """Whether ``cfg``'s sampler steps on the discrete grid of ``spacing`` that ``steps_offset``
+  shifts: ddim, pndm, the DPM-Solver family with ``dpm_skip_type=discrete``."""
+  return cfg.sampler in ("ddim", "pndm") or (
+      cfg.sampler.startswith(("dpm", "unipc", "deis")) and cfg.dpm_skip_type == "discrete")
+
+
 def tag(cfg: SamplingConfig, model=None) -> str:
   """The output file stem naming the sampler and its settings, so that runs with different
   settings do not overwrite each other: ``ddim50_eta1.0``, ``ddpm``, ``pc_1000``,
   ``dpm-solver-2_20``, ``ddpm_respaced50``, ``ddim50_eta1.0_w2.0_label3``,
-  ``ddim50_eta1.0_inpaint``."""
+  ``ddim50_eta1.0_inpaint``, ``ddim50_eta0.0_leading_offset1`` (a grid other than uniform, and
+  diffusers' ``steps_offset``)."""
   s = SAMPLERS.get(cfg.sampler)
   if s is None:
     return cfg.sampler or "samples"
   steps = cfg.steps if (cfg.steps or model is None) else resolve_steps(cfg, model)
   out = s.tag(cfg, steps or "default")
+  if on_discrete_grid(cfg) and cfg.spacing not in ("uniform", "optimal"):  # optimal: below
+    out += f"_{cfg.spacing}"
+  if cfg.steps_offset:
+    out += f"_offset{cfg.steps_offset}"
   if cfg.thresholding != "model":
     out += f"_x0{cfg.thresholding}"
   if cfg.analytic_moments and cfg.sampler == "ddim":

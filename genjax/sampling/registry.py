@@ -25,8 +25,8 @@ import numpy as np
 
 from genjax.sampling import (ancestral, conditional, consistency, dpm_solver, edm, langevin,
                              pndm, sde as sde_lib, thresholding)
-from genjax.sampling.catalog import (MODES, SAMPLERS, SamplingConfig, resolve_steps,
-                                     sampler_names, tag, validate_config)
+from genjax.sampling.catalog import (MODES, SAMPLERS, SamplingConfig, on_discrete_grid,
+                                     resolve_steps, sampler_names, tag, validate_config)
 from genjax.sampling.convert import denoiser
 from genjax.sampling.guidance import classifier_free_guidance, classifier_guidance
 from genjax.sampling.posterior import ClipRange
@@ -317,8 +317,7 @@ assert set(_RUNNERS) == set(SAMPLERS), "every catalog entry needs its runner"
 def takes_steps_offset(cfg: SamplingConfig) -> bool:
   """Whether ``cfg``'s sampler runs on a discrete grid that ``steps_offset`` shifts (ddim,
   pndm, the DPM-Solver family with ``dpm_skip_type=discrete``)."""
-  return cfg.sampler in ("ddim", "pndm") or (
-      cfg.sampler.startswith(("dpm", "unipc", "deis")) and cfg.dpm_skip_type == "discrete")
+  return on_discrete_grid(cfg)
 
 
 def validate(cfg: SamplingConfig, model: Optional[Model] = None) -> None:

@@ -85,8 +85,8 @@ def test_sample_py_pretrained_prompt_end_to_end(tmp_path):
                      "--prompt=the blue square", "--num_per_prompt=2", "--steps=3",
                      "--guidance_scale=2", "--height=16", "--width=16", f"--out={out}"],
                     check=True)
-  assert "pretrained_ddim3_eta0.0_lastabar0_w2.0.png" in proc.stdout
-  z = np.load(os.path.join(out, "pretrained_ddim3_eta0.0_lastabar0_w2.0.npz"))
+  assert "pretrained_ddim3_eta0.0_lastabar0_leading_offset1_w2.0.png" in proc.stdout
+  z = np.load(os.path.join(out, "pretrained_ddim3_eta0.0_lastabar0_leading_offset1_w2.0.npz"))
   assert z["samples"].shape == (4, 16, 16, 3) and np.isfinite(z["samples"]).all()
   assert list(z["prompts"]) == ["a small red circle"] * 2 + ["the blue square"] * 2
   # Any genjax sampler, through the same guidance.

@@ -36,6 +36,14 @@ def test_every_catalog_entry_has_a_runner_and_a_tag():
   assert catalog.tag(cfg(sampler="ddim", steps=8, set_alpha_to_one=False)) == \
       "ddim8_eta0.0_lastabar0"
   assert catalog.tag(cfg(sampler="ddpm", respacing="50")) == "ddpm_respaced50"
+  # The grid and diffusers' steps_offset change the samples, so they name the file too.
+  assert catalog.tag(cfg(sampler="ddim", steps=50, spacing="leading", steps_offset=1)) == \
+      "ddim50_eta0.0_leading_offset1"
+  assert catalog.tag(cfg(sampler="dpm-solver++-2m", steps=20, spacing="trailing",
+                         dpm_skip_type="discrete")) == "dpm-solver++-2m_20_trailing"
+  assert catalog.tag(cfg(sampler="dpm-solver++-2m", steps=20, spacing="trailing")) == \
+      "dpm-solver++-2m_20"  # logSNR steps: no grid
+  assert catalog.tag(cfg(sampler="ddpm", spacing="trailing")) == "ddpm"  # not its option
   assert catalog.tag(cfg(sampler="dpm-solver-2", steps=20, guidance_scale=2.0, label=3)) == \
       "dpm-solver-2_20_w2.0_label3"
   assert catalog.tag(cfg(sampler="pc", steps=10, mode="img2img", strength=0.3)) == \
