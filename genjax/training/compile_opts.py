@@ -10,8 +10,9 @@ the trainer picks per executable, from the measurement in docs/scale.md
 
 ``xla_cpu_prefer_vector_width`` is the SIMD width XLA's own loops (the elementwise fusions: SiLU,
 GroupNorm, the sampler update) are vectorised for. XLA picks 256 bits even on AVX-512 CPUs; at
-512 an exp-based SiLU runs 1.6x faster on the AVX-512 CPU of docs/benchmarks.md, with bitwise
-the same results (the same operations per lane). On CPUs without AVX-512 LLVM ignores it.
+512 the 2-D MLP's DDPM sampler ran 3-15% faster on the AVX-512 CPU of docs/scale.md
+(``python -m benchmarks.sampler_speed --presets=auto,default``), with bitwise the same samples
+(the same operations per lane). On CPUs without AVX-512 LLVM ignores it.
 
 ``training.xla_cpu_options``: ``"auto"`` (:data:`AUTO`), a preset for both executables, or
 ``"train=<preset>,sample=<preset>"``. A preset is a name of :data:`PRESETS` or several joined
@@ -31,7 +32,7 @@ PRESETS = {
 }
 EXECUTABLES = ("train", "sample")
 # The choice measured in docs/scale.md (the U-Net at the CIFAR-10 shape and the 2-D MLP's
-# sampler, this jaxlib): XLA's own for the train step; 512-bit loops for sampling (10% off the
+# sampler, this jaxlib): XLA's own for the train step; 512-bit loops for sampling (3-15% off the
 # MLP sampler's step, bitwise the same samples; neutral on the U-Net).
 AUTO = {"train": "default", "sample": "wide"}
 
