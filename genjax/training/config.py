@@ -54,7 +54,8 @@ class TrainConfig:
       dominated by the initial params.
     num_sample_images: images in each sample grid.
     progress: show a progress bar.
-    time_budget_s: stop (and checkpoint) after this much training time; None: no budget.
+    time_budget_s: stop (and checkpoint) after this much training time (counted from when the
+      train step has compiled); None: no budget.
     time_budget_clock: ``"wall"``, or ``"process"`` for the CPU seconds of this process (all
       threads), a budget that other jobs on a shared machine do not eat.
     tensorboard: also write TensorBoard event files.

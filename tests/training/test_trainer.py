@@ -47,6 +47,22 @@ def test_time_budget_stops_and_checkpoints(tmp_path, clock):
   assert Checkpointer(str(tmp_path / "checkpoints")).all_steps() == [1]
 
 
+def test_time_budget_does_not_count_compiling(tmp_path):
+  """Tracing and compiling longer than the whole budget still leave the budget to train in."""
+  import dataclasses
+  import time
+
+  method = toy_method()
+
+  def slow_to_trace(params, batch, key):
+    time.sleep(3.0)  # Python: runs when the train step is traced, never in a compiled step
+    return method.loss(params, batch, key)
+
+  state = _train(tmp_path, 20, method=dataclasses.replace(method, loss=slow_to_trace),
+                 train_cfg=dict(time_budget_s=2.0, time_budget_clock="wall"))
+  assert int(state.step) == 20  # 20 toy steps take well under the 2 s left after compiling
+
+
 def test_time_budget_clock_is_checked(tmp_path):
   with pytest.raises(ValueError, match="config.training.time_budget_clock must be one of "
                                        "'wall', 'process', got 'cpu'"):
