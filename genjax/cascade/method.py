@@ -43,7 +43,7 @@ from genjax.sampling import guidance, registry, schedules
 from genjax.sampling.ancestral import ddim_sample
 from genjax.sampling.convert import denoiser
 from genjax.sampling.posterior import LEARNED_VAR_TYPES
-from genjax.training.method import Method
+from genjax.training.method import Method, same_frozen_part
 from genjax.typed_config import field, from_section, to_dict
 from genjax.types import DataSpec
 
@@ -454,6 +454,8 @@ def build_cascade(config, spec: DataSpec) -> Method:
     tag += f"_{cfg.augmentation}{cfg.sample_aug_level}" if aug else "_noaug"
   frozen = tc is not None and tc.frozen
   modes = ("sample", "text") if tc is not None else ("sample",)
+  check = (same_frozen_part("text", tc.frozen_params, tc.source, "frozen text encoder")
+           if frozen else None)
   return Method(name="cascade", init=init, loss=None if frozen else loss,
                 train_step=frozen_step if frozen else None, sample=sample, sample_tag=tag,
-                modes=modes)
+                modes=modes, check_restored=check)

@@ -239,7 +239,7 @@ def build_controlnet(config, spec: DataSpec):
   """Builds the ``controlnet`` method (a trainer :class:`~genjax.training.method.Method`)."""
   from genjax.diffusion import losses
   from genjax.sampling import guidance, registry
-  from genjax.training.method import Method
+  from genjax.training.method import Method, same_frozen_part
 
   cfg = from_section(ControlNetConfig, config.controlnet, where="controlnet")
   if len(cfg.also_workdirs) != len(cfg.also_scales):
@@ -430,7 +430,8 @@ def build_controlnet(config, spec: DataSpec):
   return Method(name="controlnet", init=init, train_step=train_step, sample=sample,
                 plot_samples=plot if spec.kind == "image" else None, evaluators=evaluators,
                 sample_tag=f"controlnet_{cfg.condition}_" + registry.tag(sampling, model_of(None)),
-                modes=("sample",) + (("text",) if text is not None else ()))
+                modes=("sample",) + (("text",) if text is not None else ()),
+                check_restored=same_frozen_part("base", base.params, base.workdir, "base run"))
 
 
 def _check_condition_args(ctype, args: dict, spec: DataSpec) -> None:

@@ -68,6 +68,9 @@ class Method:
     reconstruct: for methods that reconstruct (the autoencoders),
       ``reconstruct(params, x [B, ...]) -> x_hat`` in data space; ``sample.py
       --eval=psnr,ssim,lpips`` scores it on the test split.
+    check_restored: optional ``check_restored(state)``, called on every restored checkpoint
+      (a resumed run, sample.py): raises when the checkpoint does not fit what the method was
+      built from (:func:`same_frozen_part`).
   """
 
   name: str
@@ -84,10 +87,39 @@ class Method:
   sample_tag: str = "samples"
   modes: tuple = ("sample",)
   reconstruct: Optional[Callable[..., Any]] = None
+  check_restored: Optional[Callable[[Any], None]] = None
 
   def __post_init__(self):
     if (self.loss is None) == (self.train_step is None):
       raise ValueError(f"Method {self.name!r} must give exactly one of `loss` or `train_step`.")
+
+
+def same_frozen_part(key: str, built: Any, source: str, what: str) -> Callable[[Any], None]:
+  """A ``check_restored`` for a frozen part that a method reads from another run and carries in
+  ``model_state[key]`` (a cascade's text encoder, a ControlNet's base): sampling applies the
+  part as read from ``source`` now, so it must still be the one the checkpoint recorded.
+
+  Raises (from the returned check):
+    CheckpointMismatchError: the part at ``source`` differs from the checkpoint's.
+  """
+  import numpy as np
+
+  from genjax.training.checkpoint import CheckpointMismatchError
+
+  def check(state) -> None:
+    saved = (state.model_state or {}).get(key)
+    if saved is None or jax.process_count() > 1:  # multi-process arrays are not all local
+      return
+    same = jax.tree.structure(saved) == jax.tree.structure(built) and all(
+        np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(built)))
+    if not same:
+      raise CheckpointMismatchError(
+          f"The {what} at {source} is not the one this run was trained with (its checkpoint "
+          f"records another in model_state[{key!r}]): point the config at the run it was "
+          f"trained with, or train this run again.")
+
+  return check
 
 
 def plot_samples(method: Method, samples, data, path: str, state=None) -> None:

@@ -104,7 +104,10 @@ def restore(config, workdir: str, step: Optional[int] = None) -> tuple[Run, Trai
     restored = ckpt.restore(_with_sharding(state.checkpoint_items(), mesh), step)
   finally:
     ckpt.close()
-  return run, state.from_checkpoint_items(restored.items)
+  state = state.from_checkpoint_items(restored.items)
+  if method.check_restored is not None:
+    method.check_restored(state)
+  return run, state
 
 
 def load_config(path: str):

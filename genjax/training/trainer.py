@@ -380,6 +380,8 @@ def _train(method, dataset, iterator, train_cfg, optim_cfg, workdir, seed, run_m
     items, meta = restored.items, restored.meta
     data_state = meta.get("data_state")
     state = state.from_checkpoint_items(items)
+    if method.check_restored is not None:
+      method.check_restored(state)
     if meta.get("data_position") != int(items["step"]):
       raise ValueError(f"Checkpoint meta data_position={meta.get('data_position')} does not match "
                        f"step {int(items['step'])}.")

@@ -99,6 +99,23 @@ def _same(a, b):
       for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+def test_a_changed_frozen_encoder_is_refused_on_restore(clip_run):
+  """Sampling reads the encoder from its source: a checkpoint that recorded another one is
+  refused in one line rather than sampled with the wrong encoder."""
+  import types
+
+  from genjax.training.checkpoint import CheckpointMismatchError
+  config = _tiny(imagen_shapes_base.get_config(), "clip", clip_run)
+  method = cm.build_cascade(config, SPEC16)
+  from genjax.clip.score import load_clip
+  enc = load_clip(clip_run).params["text_encoder"]
+  method.check_restored(types.SimpleNamespace(model_state={"text": enc}))  # the same: passes
+  other = jax.tree.map(lambda a: a + 1e-3, enc)
+  with pytest.raises(CheckpointMismatchError, match=f"The frozen text encoder at {clip_run} is "
+                     "not the one this run was trained with"):
+    method.check_restored(types.SimpleNamespace(model_state={"text": other}))
+
+
 def test_frozen_clip_encoder_is_unchanged_and_has_no_optimizer_state_or_ema(clip_run):
   from genjax.clip.score import load_clip
   config = _tiny(imagen_shapes_base.get_config(), "clip", clip_run)

@@ -92,3 +92,19 @@ def test_mismatched_or_missing_base_is_refused_in_one_line(base_run, tmp_path):
   cfg.controlnet.condition_args = {"threshold": 0.3}
   with pytest.raises(ValueError, match=r"\['threshold'\] are not arguments of condition 'edges'"):
     run_lib.build_run(cfg)
+
+
+def test_a_changed_base_is_refused_on_restore(base_run):
+  """Sampling applies the base as read from its workdir now: a ControlNet checkpoint that
+  recorded another base in model_state is refused in one line."""
+  import types
+
+  from genjax.training.checkpoint import CheckpointMismatchError
+  base_wd, base_state = base_run
+  method = run_lib.build_run(tiny_controlnet_config(base_wd)).method
+  same = jax.tree.map(np.asarray, base_state.ema_params)
+  method.check_restored(types.SimpleNamespace(model_state={"base": same}))
+  other = jax.tree.map(lambda a: a + 1e-3, same)
+  with pytest.raises(CheckpointMismatchError,
+                     match=f"The base run at {base_wd} is not the one this run was trained with"):
+    method.check_restored(types.SimpleNamespace(model_state={"base": other}))

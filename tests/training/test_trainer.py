@@ -63,6 +63,23 @@ def test_time_budget_does_not_count_compiling(tmp_path):
   assert int(state.step) == 20  # 20 toy steps take well under the 2 s left after compiling
 
 
+def test_a_restored_checkpoint_is_checked_by_the_method(tmp_path):
+  """Resume and sample.py's restore both hand the restored state to method.check_restored."""
+  import dataclasses
+
+  _train(tmp_path, 20)
+  seen = []
+
+  def refuse(state):
+    seen.append(int(state.step))
+    raise ValueError("not this checkpoint")
+
+  method = dataclasses.replace(toy_method(), check_restored=refuse)
+  with pytest.raises(ValueError, match="not this checkpoint"):
+    _train(tmp_path, 30, method=method)
+  assert seen == [20]
+
+
 def test_time_budget_clock_is_checked(tmp_path):
   with pytest.raises(ValueError, match="config.training.time_budget_clock must be one of "
                                        "'wall', 'process', got 'cpu'"):
