@@ -88,8 +88,8 @@ def control_to_files(config, workdir: str, out: str, *, control: Optional[str] =
     extra = dict(extra, text=tokens)
   args = dict(config.controlnet.condition_args or {})
   key = jax.random.key(seed)
-  if control == "map":
-    maps = images[..., :1] if own in ("edges", "sobel", "scribble", "foreground") else images
+  if control == "map":  # a map file read as an image: keep the channels the condition makes
+    maps = images[..., :cond_lib.get_condition(own).map_channels(images.shape[-1])]
     if maps.min() < 0:
       maps = (maps + 1) / 2 if own in ("edges", "sobel", "scribble", "foreground", "mask") \
           else maps
