@@ -45,6 +45,9 @@ def _ldm_config(ae_wd):
   c.text_encoder.width, c.text_encoder.depth, c.text_encoder.num_heads = 16, 1, 2
   c.diffusion.num_timesteps = 50
   c.sampling.steps = 3
+  # Its one step must move the zero-initialised conv_out: with a warmup the learning rate of
+  # step 0 is 0, the base's output ignores its input, and no gradient reaches a ControlNet.
+  c.optim.warmup_steps = 0
   return c
 
 
