@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import unet_speed
-from benchmarks.trace import hlo_instruction_names, hlo_metadata, trace_events  # noqa: F401
+from benchmarks.trace import hlo_instruction_names, hlo_metadata, trace_events
 
 FLAGS = flags.FLAGS  # --batch and --out are those of benchmarks.unet_speed
 flags.DEFINE_enum("config", "small", sorted(unet_speed.CONFIGS), "U-Net configuration.")

@@ -89,10 +89,10 @@ def control_to_files(config, workdir: str, out: str, *, control: Optional[str] =
   args = dict(config.controlnet.condition_args or {})
   key = jax.random.key(seed)
   if control == "map":  # a map file read as an image: keep the channels the condition makes
-    maps = images[..., :cond_lib.get_condition(own).map_channels(images.shape[-1])]
-    if maps.min() < 0:
-      maps = (maps + 1) / 2 if own in ("edges", "sobel", "scribble", "foreground", "mask") \
-          else maps
+    binary = cond_lib.get_condition(own).channels == 1  # the one-channel maps are 0/1 masks
+    maps = images[..., :1] if binary else images
+    if binary and maps.min() < 0:  # read in [-1, 1]
+      maps = (maps + 1) / 2
     base_inputs = {"control": maps}
     if tokens is not None:
       base_inputs["text"] = tokens

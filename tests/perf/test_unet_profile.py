@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from benchmarks import unet_profile
+from benchmarks import trace, unet_profile
 
 
 def test_classify_passes_and_layer_kinds():
@@ -32,12 +32,12 @@ def test_trace_maps_thunks_to_hlo_instructions():
   x = jnp.ones((2, 16, 16, 8))
   w = jnp.ones((3, 3, 8, 8)) * 0.01
   compiled = jax.jit(jax.grad(f, argnums=1)).lower(x, w).compile()
-  meta = unet_profile.hlo_metadata(compiled.as_text())
+  meta = trace.hlo_metadata(compiled.as_text())
   assert any(op.endswith("conv_general_dilated") for op, _ in meta.values())
   assert all(shape.startswith(("f32[", "s32[", "u32[", "pred[", "")) for _, shape in meta.values())
-  names = unet_profile.hlo_instruction_names(compiled.as_text())
+  names = trace.hlo_instruction_names(compiled.as_text())
   assert set(meta) <= names
-  totals, wall = unet_profile.trace_events(lambda: jax.block_until_ready(compiled(x, w)), 2,
+  totals, wall = trace.trace_events(lambda: jax.block_until_ready(compiled(x, w)), 2,
                                            names)
   assert wall > 0 and totals
   # Most of the time counted is in this program's instructions (an executable restored from
